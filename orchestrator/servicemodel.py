@@ -139,9 +139,9 @@ def _sensitive_strings(shape: Shape | None, value: Any, inside: bool) -> Iterato
     if shape is None:
         return
     inside = inside or _is_sensitive(shape)
-    if isinstance(value, str):
-        if inside and value:
-            yield value
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        if inside and str(value):
+            yield str(value)
     elif shape.type_name == "structure" and isinstance(value, Mapping):
         for key, member in value.items():
             yield from _sensitive_strings(shape.members.get(key), member, inside)
@@ -165,3 +165,14 @@ def scrub(text: str, secrets: frozenset[str]) -> str:
         if len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     return text
+
+
+@functools.cache
+def paginator_config(operation: str) -> dict[str, str]:
+    """The model's paginator definition (input_token, output_token, limit_key, result_key)."""
+    loader = botocore.session.get_session().get_component("data_loader")
+    model = loader.load_service_model(SERVICE_NAME, "paginators-1")
+    config = model["pagination"][operation]
+    return {
+        key: str(config[key]) for key in ("input_token", "output_token", "limit_key", "result_key")
+    }

@@ -1,0 +1,108 @@
+"""AmplifyBackend calls: rate limited, retried, timed, counted, and mapped to the error tree.
+
+Every call from the dispatcher and the tracker goes through :meth:`AmplifyApi.call`: take a
+token from the shared adaptive limiter, make one attempt with the aiobotocore client (whose own
+retries are off), feed the limiter, and on a transient error back off (capped, full jitter) and
+try again. A call that may already have taken effect (5xx, lost connection) is not retried for
+a mutation: the caller gets an ambiguous :class:`TransientError` and must reconcile first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+from orchestrator import servicemodel
+from orchestrator.aws import map_error, result_label
+from orchestrator.backoff import RetryPolicy
+from orchestrator.clock import Clock, MonotonicClock
+from orchestrator.errors import RetriesExhausted, Throttled, TransientError
+from orchestrator.metrics import Metrics
+from orchestrator.ratelimit import AdaptiveRateLimiter
+
+
+class AmplifyApi:
+    def __init__(
+        self,
+        client: Any,
+        limiter: AdaptiveRateLimiter,
+        policy: RetryPolicy,
+        metrics: Metrics,
+        clock: Clock | None = None,
+    ) -> None:
+        self._client = client
+        self._limiter = limiter
+        self._policy = policy
+        self._metrics = metrics
+        self._clock = clock or MonotonicClock()
+
+    @property
+    def limiter(self) -> AdaptiveRateLimiter:
+        return self._limiter
+
+    async def call(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        retry_ambiguous: bool = True,
+        secrets: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """Call ``operation`` until it succeeds, fails for good, or fails ambiguously."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(operation, params, secrets)
+            except TransientError as exc:
+                if exc.ambiguous and not retry_ambiguous:
+                    raise
+                if not self._policy.should_retry(attempt):
+                    raise RetriesExhausted(
+                        f"{operation} failed {attempt} times; last error: {exc}"
+                    ) from exc
+                self._metrics.api_retries.labels(operation, exc.reason).inc()
+                await self._clock.sleep(self._policy.delay(attempt))
+
+    async def _attempt(
+        self, operation: str, params: Mapping[str, Any], secrets: frozenset[str]
+    ) -> dict[str, Any]:
+        ticket = await self._limiter.acquire()
+        self._metrics.limiter_wait.observe(ticket.waited)
+        method = getattr(self._client, servicemodel.method_name(operation))
+        started = time.perf_counter()
+        try:
+            response: dict[str, Any] = await method(**params)
+        except Exception as exc:  # mapped right here; unknown types re-raise from map_error
+            error = map_error(exc, secrets)
+            self._observe(operation, error.reason, started)
+            if isinstance(error, Throttled):
+                self._limiter.on_throttle(ticket)
+            raise error from exc
+        self._limiter.on_success(ticket)
+        self._observe(operation, "ok", started)
+        return response
+
+    def _observe(self, operation: str, reason: str, started: float) -> None:
+        self._metrics.api_calls.labels(operation, result_label(reason)).inc()
+        self._metrics.api_call_duration.labels(operation).observe(time.perf_counter() - started)
+        self._metrics.limiter_rate.set(self._limiter.rate)
+
+    async def list_jobs(
+        self, app_id: str, environment: str, *, page_size: int = 25
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Walk ListBackendJobs pages (following NextToken as the model's paginator defines)."""
+        config = servicemodel.paginator_config("ListBackendJobs")
+        params: dict[str, Any] = {
+            "AppId": app_id,
+            "BackendEnvironmentName": environment,
+            config["limit_key"]: page_size,
+        }
+        while True:
+            page = await self.call("ListBackendJobs", params)
+            yield list(page.get(config["result_key"], []))
+            token = page.get(config["output_token"])
+            if not token:
+                return
+            params[config["input_token"]] = token

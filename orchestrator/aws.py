@@ -1,0 +1,93 @@
+"""The AWS boundary: client construction and the mapping of botocore errors to our tree.
+
+Clients are built from an aiobotocore session, so credentials, region and endpoints come from
+AWS's own mechanisms (credential chain, ``AWS_REGION``, ``AWS_ENDPOINT_URL_SQS``,
+``AWS_ENDPOINT_URL_AMPLIFYBACKEND``). The AmplifyBackend client has botocore's retries off:
+the orchestrator retries under its own adaptive rate limiter instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from orchestrator import servicemodel
+from orchestrator.errors import (
+    ApiRejected,
+    ConnectionFailure,
+    OrchestratorError,
+    ServerError,
+    Throttled,
+)
+
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+_MAYBE_SENT = (ConnectionClosedError, ReadTimeoutError, aiohttp.ClientError)
+_RESULT_BY_REASON = {
+    "throttled": "throttled",
+    "server_error": "server_error",
+    "connection_error": "connection_error",
+    "client_error": "client_error",
+}
+
+
+def map_error(exc: Exception, secrets: frozenset[str] = frozenset()) -> OrchestratorError:
+    """Translate a botocore/aiohttp exception into the orchestrator's error tree."""
+    if isinstance(exc, ClientError):
+        return _map_client_error(exc, secrets)
+    if isinstance(exc, _NOT_SENT):
+        return ConnectionFailure(f"cannot reach AmplifyBackend: {exc}")
+    if isinstance(exc, _MAYBE_SENT):
+        return ConnectionFailure(f"connection lost: {exc}", ambiguous=True)
+    raise exc
+
+
+def _map_client_error(exc: ClientError, secrets: frozenset[str]) -> OrchestratorError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    message = servicemodel.scrub(f"{code}: {error.get('Message', '')}", secrets)
+    if code == "TooManyRequestsException" or status == 429:
+        return Throttled(message, code=code)
+    if code == "GatewayTimeoutException" or status >= 500:
+        return ServerError(message, code=code, ambiguous=True)
+    return ApiRejected(message, code=code)
+
+
+def result_label(reason: str) -> str:
+    """The bounded ``result`` label of an API call metric for an error reason."""
+    return _RESULT_BY_REASON.get(reason, reason)
+
+
+@contextlib.asynccontextmanager
+async def open_clients(max_connections: int = 64) -> AsyncIterator[tuple[Any, Any]]:
+    """One SQS and one AmplifyBackend client for the process, closed in reverse order."""
+    session = get_session()
+    sqs_config = AioConfig(
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max_connections,
+        read_timeout=60,
+    )
+    amplify_config = AioConfig(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        max_pool_connections=max_connections,
+        connect_timeout=5,
+        read_timeout=30,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        sqs = await stack.enter_async_context(session.create_client("sqs", config=sqs_config))
+        amplify = await stack.enter_async_context(
+            session.create_client(servicemodel.SERVICE_NAME, config=amplify_config)
+        )
+        yield sqs, amplify

@@ -1,0 +1,82 @@
+"""The one error tree of the orchestrator.
+
+    OrchestratorError
+    ├── RequestRejected        the change request itself is unusable: never retried, goes to the DLQ
+    ├── TransientError         worth retrying (with backoff, under the rate limiter)
+    │   ├── Throttled          TooManyRequestsException
+    │   ├── ServerError        GatewayTimeoutException, HTTP 5xx
+    │   └── ConnectionFailure  connect/read timeouts, resets, closed connections
+    └── PermanentError         ends the request FAILED
+        ├── ApiRejected        BadRequestException, NotFoundException, any other 4xx
+        ├── RetriesExhausted   a transient error outlived the retry budget
+        ├── JobFailed          a job ended FAILED
+        └── JobTimedOut        a job did not reach a terminal status in time
+
+Dependency errors (botocore's ``ClientError`` and connection errors) are mapped to this tree at
+the boundary, in :mod:`orchestrator.amplify`, with ``raise ... from exc``: callers never catch
+a raw botocore exception.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base of every error the orchestrator raises on purpose."""
+
+    #: A short, stable, low-cardinality label (used for metrics and outcome reasons).
+    reason = "error"
+
+
+class RequestRejected(OrchestratorError):
+    """A change request that can never succeed as written (bad JSON, unknown operation...)."""
+
+    def __init__(self, reason: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.request_id = request_id
+
+
+class TransientError(OrchestratorError):
+    reason = "transient"
+
+    def __init__(self, message: str, *, code: str = "", ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        #: The call may have taken effect before it failed (a 5xx or a lost connection).
+        self.ambiguous = ambiguous
+
+
+class Throttled(TransientError):
+    reason = "throttled"
+
+
+class ServerError(TransientError):
+    reason = "server_error"
+
+
+class ConnectionFailure(TransientError):
+    reason = "connection_error"
+
+
+class PermanentError(OrchestratorError):
+    reason = "permanent"
+
+
+class ApiRejected(PermanentError):
+    reason = "client_error"
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RetriesExhausted(PermanentError):
+    reason = "retries_exhausted"
+
+
+class JobFailed(PermanentError):
+    reason = "job_failed"
+
+
+class JobTimedOut(PermanentError):
+    reason = "job_timeout"

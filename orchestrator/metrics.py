@@ -1,0 +1,131 @@
+"""The Prometheus metrics catalogue (see docs/metrics.md), on a registry passed in.
+
+Labels are bounded: operation (31 AmplifyBackend operations plus SQS verbs), result, outcome,
+reason, status. Never a request id, job id or free text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_E2E_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Info("orchestrator_build", "Build information.", registry=r)
+        # SQS consumer
+        self.messages_received = Counter(
+            "orchestrator_messages_received_total", "SQS messages received.", registry=r
+        )
+        self.receives = Counter(
+            "orchestrator_sqs_receives_total",
+            "ReceiveMessage calls by whether they returned messages.",
+            ["result"],
+            registry=r,
+        )
+        self.deletes = Counter(
+            "orchestrator_sqs_deletes_total", "Messages deleted from the queue.", registry=r
+        )
+        self.visibility_extensions = Counter(
+            "orchestrator_sqs_visibility_extensions_total",
+            "Visibility timeout extensions by result.",
+            ["result"],
+            registry=r,
+        )
+        self.dlq_moves = Counter(
+            "orchestrator_dlq_moves_total",
+            "Messages moved to the dead-letter queue by reason.",
+            ["reason"],
+            registry=r,
+        )
+        # requests
+        self.requests = Counter(
+            "orchestrator_requests_total",
+            "Change requests finished, by outcome and reason.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.requests_in_progress = Gauge(
+            "orchestrator_requests_in_progress", "Change requests being worked on.", registry=r
+        )
+        self.request_duration = Histogram(
+            "orchestrator_request_duration_seconds",
+            "End-to-end time from receipt to outcome.",
+            ["outcome"],
+            buckets=_E2E_BUCKETS,
+            registry=r,
+        )
+        # AmplifyBackend API
+        self.api_calls = Counter(
+            "orchestrator_api_calls_total",
+            "AmplifyBackend calls by operation and result.",
+            ["operation", "result"],
+            registry=r,
+        )
+        self.api_call_duration = Histogram(
+            "orchestrator_api_call_duration_seconds",
+            "AmplifyBackend call latency (one attempt).",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.api_retries = Counter(
+            "orchestrator_api_retries_total",
+            "AmplifyBackend retries by operation and reason.",
+            ["operation", "reason"],
+            registry=r,
+        )
+        self.limiter_rate = Gauge(
+            "orchestrator_rate_limiter_rate", "Current allowed call rate (calls/s).", registry=r
+        )
+        self.limiter_wait = Histogram(
+            "orchestrator_rate_limiter_wait_seconds",
+            "Time calls waited for a rate-limiter token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        # jobs
+        self.jobs_in_flight = Gauge(
+            "orchestrator_jobs_in_flight",
+            "Jobs being tracked, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.jobs_finished = Counter(
+            "orchestrator_jobs_finished_total",
+            "Jobs that reached a terminal state (or timed out), by status.",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "orchestrator_job_duration_seconds",
+            "Job duration from dispatch to terminal status.",
+            ["operation", "status"],
+            buckets=_E2E_BUCKETS,
+            registry=r,
+        )
+        self.tracker_sweeps = Counter(
+            "orchestrator_tracker_sweeps_total", "ListBackendJobs sweeps.", registry=r
+        )
+        self.tracker_pages = Histogram(
+            "orchestrator_tracker_sweep_pages",
+            "ListBackendJobs pages read per sweep.",
+            buckets=(1, 2, 3, 5, 10, 20, 50),
+            registry=r,
+        )
+        self.tracker_sweep_duration = Histogram(
+            "orchestrator_tracker_sweep_duration_seconds",
+            "Time one environment sweep took (all pages).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.detection_delay = Histogram(
+            "orchestrator_job_detection_delay_seconds",
+            "From a job's terminal UpdateTime to the worker noticing it.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )

@@ -1,0 +1,44 @@
+"""Enqueueing change requests (``orchestrator send``, the demo, tests and benchmarks).
+
+On a FIFO queue each message gets ``MessageGroupId = AppId/BackendEnvironmentName`` of its first
+step (so SQS itself serialises one environment's requests across replicas) and
+``MessageDeduplicationId = request_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aiobotocore.session import get_session
+
+from orchestrator.sqs import MAX_BATCH
+
+
+def group_id(body: str) -> str:
+    document = json.loads(body)
+    first = (document.get("steps") or [document])[0]
+    params = first.get("params") or {}
+    return f"{params.get('AppId', '-')}/{params.get('BackendEnvironmentName', '-')}"
+
+
+def _entry(index: int, body: str, fifo: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": str(index), "MessageBody": body}
+    if fifo:
+        entry["MessageGroupId"] = group_id(body)
+        entry["MessageDeduplicationId"] = json.loads(body)["request_id"]
+    return entry
+
+
+async def send_bodies(queue_url: str, bodies: Sequence[str]) -> int:
+    """Send message bodies in batches of 10; raise if SQS refuses any of them."""
+    fifo = queue_url.endswith(".fifo")
+    async with get_session().create_client("sqs") as sqs:
+        for start in range(0, len(bodies), MAX_BATCH):
+            chunk = bodies[start : start + MAX_BATCH]
+            entries = [_entry(i, body, fifo) for i, body in enumerate(chunk)]
+            response = await sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            if response.get("Failed"):
+                raise RuntimeError(f"SQS refused messages: {response['Failed']}")
+    return len(bodies)

@@ -1,0 +1,182 @@
+"""The local stack for end-to-end tests: moto's SQS server, the emulator, the worker.
+
+Everything talks over loopback HTTP; AWS endpoints are set the AWS way
+(``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_AMPLIFYBACKEND``), exactly as in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio
+from aiobotocore.session import get_session
+
+from orchestrator.metrics import Metrics
+from orchestrator.settings import Settings
+from orchestrator.worker import Started, Worker
+
+FAST = {
+    "metrics_port": 0,
+    "metrics_host": "127.0.0.1",
+    "wait_time_seconds": 1,
+    "visibility_timeout": 30,
+    "shutdown_grace": 10.0,
+    "job_timeout": 30.0,
+    "sweep_min": 0.05,
+    "sweep_max": 0.5,
+    "list_grace": 5.0,
+    "backoff_base": 0.05,
+    "backoff_cap": 1.0,
+    "initial_rate": 50.0,
+}
+
+
+@dataclass(frozen=True)
+class Queues:
+    main: str
+    dlq: str
+    results: str
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {**FAST, **overrides}
+        return Settings(queue_url=self.main, results_queue_url=self.results, **values)
+
+
+async def create_queues(sqs: Any, *, max_receive_count: int = 5, visibility: int = 30) -> Queues:
+    suffix = uuid.uuid4().hex[:10]
+    dlq = (await sqs.create_queue(QueueName=f"dlq-{suffix}"))["QueueUrl"]
+    arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive_count)})
+    main = (
+        await sqs.create_queue(
+            QueueName=f"changes-{suffix}",
+            Attributes={"RedrivePolicy": policy, "VisibilityTimeout": str(visibility)},
+        )
+    )["QueueUrl"]
+    results = (await sqs.create_queue(QueueName=f"results-{suffix}"))["QueueUrl"]
+    return Queues(main, dlq, results)
+
+
+@contextlib.asynccontextmanager
+async def sqs_client() -> AsyncIterator[Any]:
+    async with get_session().create_client("sqs") as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def amplify_client() -> AsyncIterator[Any]:
+    async with get_session().create_client("amplifybackend") as client:
+        yield client
+
+
+async def send(sqs: Any, queue_url: str, bodies: Iterable[Any]) -> None:
+    entries = [b if isinstance(b, str) else json.dumps(b) for b in bodies]
+    for start in range(0, len(entries), 10):
+        batch = [
+            {"Id": str(i), "MessageBody": body}
+            for i, body in enumerate(entries[start : start + 10])
+        ]
+        response = await sqs.send_message_batch(QueueUrl=queue_url, Entries=batch)
+        assert not response.get("Failed"), response
+
+
+async def drain(
+    sqs: Any, queue_url: str, count: int, *, deadline: float = 60.0, attributes: bool = False
+) -> list[dict[str, Any]]:
+    """Receive (and delete) ``count`` messages, failing if they do not come within ``deadline``."""
+    got: list[dict[str, Any]] = []
+    with anyio.fail_after(deadline):
+        while len(got) < count:
+            response = await sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                MessageAttributeNames=["All"],
+            )
+            for message in response.get("Messages", []):
+                got.append(message if attributes else json.loads(message["Body"]))
+                await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return got
+
+
+async def queue_counts(sqs: Any, queue_url: str) -> tuple[int, int]:
+    attributes = (
+        await sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[tuple[Worker, Started]]:
+    """Run a worker in this event loop; stop it (gracefully) when the block ends."""
+    worker = Worker(settings, Metrics())
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        started: Started = await tg.start(worker.run, stop)
+        try:
+            yield worker, started
+        finally:
+            stop.set()
+
+
+def with_settings(queues: Queues, **overrides: Any) -> Settings:
+    return replace(queues.settings(), **overrides)
+
+
+def auth_request(
+    request_id: str, app: str, env: str, resource: str, **extra: Any
+) -> dict[str, Any]:
+    """A realistic CreateBackendAuth change request (Cognito user pool with Google sign-in)."""
+    params = {
+        "AppId": app,
+        "BackendEnvironmentName": env,
+        "ResourceName": resource,
+        "ResourceConfig": {
+            "AuthResources": "USER_POOL_ONLY",
+            "Service": "COGNITO",
+            "UserPoolConfigs": {
+                "RequiredSignUpAttributes": ["EMAIL"],
+                "SignInMethod": "EMAIL",
+                "UserPoolName": f"{resource}-pool",
+                "OAuth": {
+                    "OAuthGrantType": "CODE",
+                    "OAuthScopes": ["EMAIL", "OPENID"],
+                    "RedirectSignInURIs": ["https://example.com/in"],
+                    "RedirectSignOutURIs": ["https://example.com/out"],
+                    "SocialProviderSettings": {
+                        "Google": {"ClientId": "google-client", "ClientSecret": "s3cr3t-google"}
+                    },
+                },
+            },
+        },
+    }
+    return {"request_id": request_id, "operation": "CreateBackendAuth", "params": params, **extra}
+
+
+def storage_request(request_id: str, app: str, env: str, resource: str) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "operation": "create_backend_storage",
+        "params": {
+            "AppId": app,
+            "BackendEnvironmentName": env,
+            "ResourceName": resource,
+            "ResourceConfig": {
+                "ServiceName": "S3",
+                "Permissions": {"Authenticated": ["READ", "CREATE_AND_UPDATE"]},
+            },
+        },
+    }

@@ -1,0 +1,112 @@
+"""The adaptive rate limiter and backoff, driven by a manual clock (no real time passes)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from orchestrator.backoff import RetryPolicy
+from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings, Ticket
+from tests.clocks import ManualClock
+
+
+def limiter(clock: ManualClock, **overrides: float) -> AdaptiveRateLimiter:
+    settings = LimiterSettings(**{"initial_rate": 10.0, "burst": 1.0, **overrides})
+    return AdaptiveRateLimiter(settings, clock)
+
+
+async def test_paces_calls_at_the_current_rate() -> None:
+    """1. 21 calls at 10/s, burst 1: the first is free, the next 20 take 2 s of clock time."""
+    clock = ManualClock()
+    rl = limiter(clock)
+    start = clock.now()
+    tickets = [await rl.acquire() for _ in range(21)]
+    assert clock.now() - start == pytest.approx(2.0)
+    gaps = [b.sent_at - a.sent_at for a, b in zip(tickets, tickets[1:], strict=False)]
+    assert min(gaps) == pytest.approx(0.1)
+
+
+async def test_throttle_cuts_rate_multiplicatively_once_per_episode() -> None:
+    """1. Throttle a call sent before any cut: rate drops to beta * rate.
+    2. A second throttle of a call sent before that cut does not cut again.
+    3. A throttle of a call sent after the cut cuts again."""
+    clock = ManualClock()
+    rl = limiter(clock, initial_rate=20.0, beta=0.5)
+    early = [await rl.acquire() for _ in range(20)]  # measured rate ~= 20/s
+    rl.on_throttle(early[-1])
+    assert rl.rate == pytest.approx(10.0, rel=0.1)
+    rl.on_throttle(early[-2])
+    assert rl.rate == pytest.approx(10.0, rel=0.1)
+    assert rl.cuts == 1 and rl.throttles == 2
+    clock.advance(0.01)
+    later = await rl.acquire()
+    rl.on_throttle(later)
+    assert rl.cuts == 2
+    assert rl.rate < 10.0
+
+
+async def test_cut_uses_measured_rate_when_rate_was_never_reached() -> None:
+    """A limiter allowed 100/s but sending 5/s is cut from 5/s, not from 100/s."""
+    clock = ManualClock()
+    rl = limiter(clock, initial_rate=100.0, beta=0.7, window=1.0)
+    ticket = Ticket(clock.now(), 0.0)
+    for _ in range(5):
+        ticket = await rl.acquire()
+        clock.advance(0.2)
+    rl.on_throttle(ticket)
+    assert rl.rate == pytest.approx(0.7 * 5, rel=0.25)
+
+
+async def test_cubic_recovery_reaches_previous_max_then_probes_beyond() -> None:
+    """After a cut at w_max, success grows the rate back to w_max at t=K, then above it."""
+    clock = ManualClock()
+    c, beta = 0.4, 0.7
+    rl = limiter(clock, initial_rate=20.0, beta=beta, cubic_c=c)
+    tickets = [await rl.acquire() for _ in range(20)]
+    rl.on_throttle(tickets[-1])
+    w_max = rl.rate / beta
+    k = ((1 - beta) / c) ** (1 / 3)
+    clock.advance(k / 2)
+    rl.on_success(Ticket(clock.now(), 0.0))
+    assert beta * w_max < rl.rate < w_max
+    clock.advance(k / 2)
+    rl.on_success(Ticket(clock.now(), 0.0))
+    assert rl.rate == pytest.approx(w_max, rel=0.01)
+    clock.advance(2.0)
+    rl.on_success(Ticket(clock.now(), 0.0))
+    assert rl.rate > 1.5 * w_max
+
+
+async def test_slow_start_doubles_only_while_demand_fills_the_rate() -> None:
+    """1. Idle successes do not raise the rate. 2. Sending at the rate doubles it."""
+    clock = ManualClock()
+    rl = limiter(clock, initial_rate=10.0)
+    rl.on_success(Ticket(clock.now(), 0.0))
+    assert rl.rate == 10.0
+    tickets = [await rl.acquire() for _ in range(10)]
+    rl.on_success(tickets[-1])
+    assert rl.rate == 20.0
+
+
+async def test_rate_is_bounded() -> None:
+    clock = ManualClock()
+    rl = limiter(clock, initial_rate=1.0, min_rate=0.5, max_rate=4.0)
+    for _ in range(10):
+        rl.on_throttle(Ticket(clock.now(), 0.0))
+        clock.advance(1)
+    assert rl.rate == 0.5
+    for _ in range(20):
+        await rl.acquire()
+        rl.on_success(Ticket(clock.now(), 0.0))
+        clock.advance(10)
+    assert rl.rate == 4.0
+
+
+def test_backoff_is_capped_exponential_with_full_jitter() -> None:
+    policy = RetryPolicy(max_attempts=5, base=0.1, cap=1.0, rng=random.Random(7))
+    assert [policy.ceiling(n) for n in range(1, 7)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    delays = [policy.delay(4) for _ in range(2000)]
+    assert 0.0 <= min(delays) < 0.05 and 0.75 < max(delays) <= 0.8
+    assert sum(delays) / len(delays) == pytest.approx(0.4, rel=0.1)
+    assert policy.should_retry(4) and not policy.should_retry(5)

@@ -1,0 +1,288 @@
+"""End to end: moto's SQS server → worker → AmplifyBackend emulator, all over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.emulator import EmulatorConfig
+from tests.stack import (
+    Queues,
+    amplify_client,
+    auth_request,
+    drain,
+    queue_counts,
+    running_worker,
+    send,
+    storage_request,
+)
+
+
+def by_id(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {event["request_id"]: event for event in events}
+
+
+def stamp(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def mutation_keys(jobs: list[dict[str, Any]]) -> Counter[tuple[str, ...]]:
+    return Counter(
+        (j["operation"], j["appId"], j["backendEnvironmentName"], str(j.get("resourceName")))
+        for j in jobs
+    )
+
+
+async def test_single_step_request_succeeds_and_takes_effect(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """1. Send one CreateBackendAuth request.
+    2. Expect a SUCCEEDED outcome whose step has the emulator's job id and COMPLETED.
+    3. The auth resource is readable through GetBackendAuth; the queue is empty; no DLQ move."""
+    await send(sqs, queues.main, [auth_request("r-1", "app1", "dev", "auth1")])
+    async with running_worker(queues.settings()):
+        [event] = await drain(sqs, queues.results, 1)
+    assert event["outcome"] == "SUCCEEDED" and event["request_id"] == "r-1"
+    [step] = event["steps"]
+    assert step["operation"] == "CreateBackendAuth" and step["status"] == "COMPLETED"
+    assert step["job_id"] in {job["jobId"] for job in emulator.jobs()}
+    assert "s3cr3t-google" not in json.dumps(event)
+    async with amplify_client() as amplify:
+        auth = await amplify.get_backend_auth(
+            AppId="app1", BackendEnvironmentName="dev", ResourceName="auth1"
+        )
+    assert auth["ResourceConfig"]["UserPoolConfigs"]["UserPoolName"] == "auth1-pool"
+    assert await queue_counts(sqs, queues.main) == (0, 0)
+    assert await queue_counts(sqs, queues.dlq) == (0, 0)
+
+
+async def test_steps_run_in_order_and_a_failed_step_ends_the_request(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """1. A 3-step request (new backend env, auth, storage) and a 3-step request whose second
+       step's job FAILS (fail_pattern matches its resource name).
+    2. The first SUCCEEDS, each step starting after the previous one finished.
+    3. The second is FAILED with reason job_failed; its third step never ran."""
+    emulator.configure(fail_pattern="doomed")
+    good = {
+        "request_id": "multi-ok",
+        "steps": [
+            {
+                "operation": "CreateBackend",
+                "params": {"AppId": "app1", "AppName": "app1", "BackendEnvironmentName": "staging"},
+            },
+            {
+                k: v
+                for k, v in auth_request("x", "app1", "staging", "auth-s").items()
+                if k in ("operation", "params")
+            },
+            {
+                k: v
+                for k, v in storage_request("x", "app1", "staging", "files").items()
+                if k in ("operation", "params")
+            },
+        ],
+    }
+    bad = {
+        "request_id": "multi-bad",
+        "steps": [
+            {
+                k: v
+                for k, v in storage_request("x", "app2", "dev", "ok-store").items()
+                if k in ("operation", "params")
+            },
+            {
+                k: v
+                for k, v in storage_request("x", "app2", "dev", "doomed-store").items()
+                if k in ("operation", "params")
+            },
+            {
+                k: v
+                for k, v in storage_request("x", "app2", "dev", "never").items()
+                if k in ("operation", "params")
+            },
+        ],
+    }
+    await send(sqs, queues.main, [good, bad])
+    async with running_worker(queues.settings()):
+        events = by_id(await drain(sqs, queues.results, 2))
+    ok = events["multi-ok"]
+    assert ok["outcome"] == "SUCCEEDED"
+    assert [s["status"] for s in ok["steps"]] == ["COMPLETED"] * 3
+    for before, after in zip(ok["steps"], ok["steps"][1:], strict=False):
+        assert stamp(after["started_at"]) >= stamp(before["finished_at"])
+    failed = events["multi-bad"]
+    assert failed["outcome"] == "FAILED" and failed["reason"] == "job_failed"
+    assert [s["status"] for s in failed["steps"]] == ["COMPLETED", "FAILED", "PENDING"]
+    assert failed["steps"][2]["job_id"] is None
+    assert "never" not in {str(j.get("resourceName")) for j in emulator.jobs()}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("this is not json", "invalid_json"),
+        ('{"operation": "CreateBackendAuth", "params": {}}', "invalid_request_id"),
+        (
+            '{"request_id": "bad-op", "operation": "LaunchRocket", "params": {}}',
+            "unknown_operation",
+        ),
+        (
+            '{"request_id": "read-op", "operation": "GetBackendAuth", "params": '
+            '{"AppId": "a", "BackendEnvironmentName": "d", "ResourceName": "r"}}',
+            "not_a_mutation",
+        ),
+        (
+            '{"request_id": "bad-params", "operation": "create_backend_auth", "params": '
+            '{"AppId": "app1"}}',
+            "invalid_params",
+        ),
+        (
+            '{"request_id": "destroy", "operation": "DeleteBackend", "params": '
+            '{"AppId": "app1", "BackendEnvironmentName": "dev"}}',
+            "destructive_not_allowed",
+        ),
+    ],
+)
+async def test_invalid_requests_go_to_the_dlq_with_their_reason(
+    sqs: Any, queues: Queues, emulator: Any, body: str, reason: str
+) -> None:
+    """1. Send one invalid body next to one valid request.
+    2. The invalid one lands on the DLQ, body unchanged, with a `reason` attribute; a REJECTED
+       outcome is published; the valid one still SUCCEEDS; the main queue ends empty.
+    3. The emulator never saw a call for the invalid one."""
+    await send(sqs, queues.main, [body, auth_request("fine", "app1", "dev", "auth-ok")])
+    async with running_worker(queues.settings()):
+        events = await drain(sqs, queues.results, 2)
+        [dead] = await drain(sqs, queues.dlq, 1, attributes=True)
+    assert dead["Body"] == body
+    assert dead["MessageAttributes"]["reason"]["StringValue"] == reason
+    outcomes = sorted(e["outcome"] for e in events)
+    assert outcomes == ["REJECTED", "SUCCEEDED"]
+    rejected = next(e for e in events if e["outcome"] == "REJECTED")
+    assert rejected["reason"] == reason and rejected["error"]
+    assert sum(emulator.stats()["mutations"].values()) == 1
+    assert await queue_counts(sqs, queues.main) == (0, 0)
+
+
+async def test_rejection_reasons_never_carry_secrets(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """A request that fails validation with a secret in ClientSecret: neither the DLQ
+    attributes nor the outcome event contain the secret."""
+    body = auth_request("leaky", "app1", "dev", "auth-x")
+    google = body["params"]["ResourceConfig"]["UserPoolConfigs"]["OAuth"]
+    google["SocialProviderSettings"]["Google"]["ClientSecret"] = 12345678  # wrong type
+    google["SocialProviderSettings"]["Google"]["ClientId"] = "visible-client-id-but-sensitive"
+    await send(sqs, queues.main, [body])
+    async with running_worker(queues.settings()):
+        [event] = await drain(sqs, queues.results, 1)
+        [dead] = await drain(sqs, queues.dlq, 1, attributes=True)
+    assert event["outcome"] == "REJECTED" and event["reason"] == "invalid_params"
+    exported = json.dumps(event) + json.dumps(dead["MessageAttributes"])
+    assert "12345678" not in exported
+    assert "visible-client-id-but-sensitive" not in exported
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(
+        apps={
+            "app1": ["dev", "prod"],
+            "app2": ["dev"],
+            **{f"env-app{i}": ["dev"] for i in range(8)},
+        },
+        job_duration=(0.05, 0.15),
+        seed=11,
+    )
+
+
+async def test_low_rate_limit_still_completes_everything_without_duplicates(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """1. Emulator limited to 8 calls/s (burst 2); 40 requests over 8 environments.
+    2. Every request SUCCEEDS although the emulator throttled calls.
+    3. Exactly one mutation per request (no duplicate), no conflict."""
+    emulator.configure(rate=8.0, burst=2)
+    bodies = [storage_request(f"low-{i}", f"env-app{i % 8}", "dev", f"s{i}") for i in range(40)]
+    await send(sqs, queues.main, bodies)
+    async with running_worker(queues.settings(concurrency=16, initial_rate=40.0)):
+        events = await drain(sqs, queues.results, 40, deadline=90)
+    assert {e["outcome"] for e in events} == {"SUCCEEDED"}
+    stats = emulator.stats()
+    assert sum(stats["throttled"].values()) > 0
+    assert stats["conflicts"] == 0
+    counts = mutation_keys(emulator.jobs())
+    assert len(counts) == 40 and max(counts.values()) == 1
+
+
+async def test_one_environment_never_has_two_jobs_in_flight(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """1. 24 requests on 2 environments with concurrency 12, conflict rule = accept-and-count.
+    2. The emulator counts no conflict, and per environment the jobs' [create, update]
+       intervals do not overlap."""
+    emulator.configure(conflict_mode="accept", job_duration=(0.05, 0.1))
+    bodies = [
+        storage_request(f"ser-{i}", "app1", ("dev", "prod")[i % 2], f"s{i}") for i in range(24)
+    ]
+    await send(sqs, queues.main, bodies)
+    async with running_worker(queues.settings(concurrency=12)):
+        events = await drain(sqs, queues.results, 24)
+    assert {e["outcome"] for e in events} == {"SUCCEEDED"}
+    assert emulator.stats()["conflicts"] == 0
+    for env in ("dev", "prod"):
+        jobs = sorted(
+            (stamp(j["createTime"]), stamp(j["updateTime"]))
+            for j in emulator.jobs()
+            if j["backendEnvironmentName"] == env
+        )
+        assert len(jobs) == 12
+        for (_, end), (start, _) in zip(jobs, jobs[1:], strict=False):
+            assert start >= end
+
+
+async def test_job_longer_than_visibility_timeout_is_not_redelivered(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """1. Visibility timeout 2 s, a job lasting 5 s.
+    2. The heartbeat keeps the message hidden: one receive, one mutation, SUCCEEDED."""
+    emulator.configure(job_duration=(5.0, 5.0), job_duration_dist="fixed")
+    await send(sqs, queues.main, [storage_request("long-1", "app1", "dev", "slow")])
+    settings = queues.settings(visibility_timeout=2, sweep_max=0.3)
+    async with running_worker(settings) as (worker, _):
+        [event] = await drain(sqs, queues.results, 1, deadline=30)
+        assert worker.metrics.messages_received._value.get() == 1
+    assert event["outcome"] == "SUCCEEDED"
+    assert len(emulator.jobs()) == 1
+    assert emulator.stats()["calls"].get("CreateBackendStorage") == 1
+
+
+async def test_tracker_follows_list_backend_jobs_pages(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """1. Page size 1 and, while our job runs, 5 newer jobs on the same environment created by
+       somebody else (conflict rule accept), so our job is on page 6.
+    2. The worker still sees it COMPLETE: it followed NextToken across pages."""
+    emulator.configure(
+        list_page_size=1, conflict_mode="accept", job_duration=(1.0, 1.0), job_duration_dist="fixed"
+    )
+    await send(sqs, queues.main, [storage_request("paged", "app1", "dev", "ours")])
+    async with running_worker(queues.settings(sweep_min=0.2, list_page_size=1)) as (worker, _):
+        async with amplify_client() as amplify:
+            with anyio.fail_after(10):
+                while not emulator.jobs():
+                    await anyio.sleep(0.01)
+            for i in range(5):
+                await amplify.create_backend_storage(
+                    **storage_request("x", "app1", "dev", f"other{i}")["params"]
+                )
+        [event] = await drain(sqs, queues.results, 1)
+        pages = worker.metrics.registry.get_sample_value("orchestrator_tracker_sweep_pages_sum")
+    assert event["outcome"] == "SUCCEEDED"
+    assert pages is not None and pages >= 6
