@@ -180,3 +180,11 @@ def storage_request(request_id: str, app: str, env: str, resource: str) -> dict[
             },
         },
     }
+
+
+async def wait_until(predicate: Any, *, deadline: float = 10.0, every: float = 0.01) -> None:
+    """Poll ``predicate()`` until true, failing after ``deadline`` seconds."""
+    with anyio.fail_after(deadline):
+        # Polling is the only option here: the state lives in another server, behind HTTP.
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(every)

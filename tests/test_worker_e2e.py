@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-import anyio
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
@@ -20,6 +19,7 @@ from tests.stack import (
     running_worker,
     send,
     storage_request,
+    wait_until,
 )
 
 
@@ -275,9 +275,7 @@ async def test_tracker_follows_list_backend_jobs_pages(
     await send(sqs, queues.main, [storage_request("paged", "app1", "dev", "ours")])
     async with running_worker(queues.settings(sweep_min=0.2, list_page_size=1)) as (worker, _):
         async with amplify_client() as amplify:
-            with anyio.fail_after(10):
-                while not emulator.jobs():
-                    await anyio.sleep(0.01)
+            await wait_until(emulator.jobs)
             for i in range(5):
                 await amplify.create_backend_storage(
                     **storage_request("x", "app1", "dev", f"other{i}")["params"]
