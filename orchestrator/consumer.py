@@ -25,7 +25,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import MAX_BATCH, Message, Sqs, ids_to_messages
 
-log = structlog.get_logger("orchestrator.consumer")
+log = structlog.get_logger().bind(logger="orchestrator.consumer")
 Handler = Callable[[Message], Awaitable[None]]
 
 

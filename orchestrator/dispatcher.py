@@ -36,7 +36,7 @@ from orchestrator.messages import ChangeRequest, Step
 from orchestrator.outcome import Outcome, RequestOutcome, StepRecord, utc_now
 from orchestrator.tracker import EnvKey, JobTracker
 
-log = structlog.get_logger("orchestrator.dispatcher")
+log = structlog.get_logger().bind(logger="orchestrator.dispatcher")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from orchestrator.clock import Clock, MonotonicClock, wall_time
 from orchestrator.errors import JobTimedOut, OrchestratorError
 from orchestrator.metrics import Metrics
 
-log = structlog.get_logger("orchestrator.tracker")
+log = structlog.get_logger().bind(logger="orchestrator.tracker")
 EnvKey = tuple[str, str]
 
 
@@ -58,6 +58,8 @@ class _Tracked:
     done: anyio.Event = field(default_factory=anyio.Event)
     result: JobResult | None = None
     last_status: str = ""
+    #: The registering task's log context (request_id, operation, app_id, environment, job_id).
+    context: dict[str, Any] = field(default_factory=structlog.contextvars.get_contextvars)
 
 
 class JobTracker:
@@ -118,6 +120,8 @@ class JobTracker:
             self._metrics.jobs_in_flight.labels(tracked.operation).dec()
 
     async def _sweep_env(self, key: EnvKey) -> None:
+        # Spawned from the first registering request's task: drop its inherited log context.
+        structlog.contextvars.clear_contextvars()
         while self._envs.get(key):
             with anyio.move_on_after(self._interval(key)):
                 await self._wake[key].wait()
@@ -165,14 +169,7 @@ class JobTracker:
         status = str(job.get("Status", ""))
         if status != tracked.last_status:
             tracked.last_status = status
-            log.info(
-                "job_status",
-                app_id=key[0],
-                environment=key[1],
-                job_id=tracked.job_id,
-                operation=tracked.operation,
-                status=status,
-            )
+            log.info("job_status", **{**tracked.context, "job_id": tracked.job_id}, status=status)
         if status in servicemodel.TERMINAL_JOB_STATUSES:
             self._settle(
                 tracked, JobResult(tracked.job_id, status, job.get("Error"), job.get("UpdateTime"))

@@ -28,7 +28,7 @@ from orchestrator.settings import Settings
 from orchestrator.sqs import Sqs
 from orchestrator.tracker import JobTracker
 
-log = structlog.get_logger("orchestrator.worker")
+log = structlog.get_logger().bind(logger="orchestrator.worker")
 
 
 @dataclass(frozen=True)
