@@ -6,7 +6,19 @@ reason, status. Never a request id, job id or free text.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+# *_created series double the exposition for no dashboard use.
+disable_created_metrics()
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _E2E_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -17,6 +29,20 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.build_info = Info("orchestrator_build", "Build information.", registry=r)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.loop_lag = Histogram(
+            "orchestrator_event_loop_lag_seconds",
+            "How late the event loop ran a timer (sampled every 0.25 s).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.queue_messages = Gauge(
+            "orchestrator_queue_messages",
+            "SQS queue depth sampled with GetQueueAttributes, by queue and state.",
+            ["queue", "state"],
+            registry=r,
+        )
         # SQS consumer
         self.messages_received = Counter(
             "orchestrator_messages_received_total", "SQS messages received.", registry=r

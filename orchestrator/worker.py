@@ -15,7 +15,7 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from orchestrator import __version__
+from orchestrator import __version__, monitor
 from orchestrator.amplify import AmplifyApi
 from orchestrator.aws import open_clients
 from orchestrator.consumer import Consumer, ConsumerSettings
@@ -84,6 +84,9 @@ class Worker:
             async with anyio.create_task_group() as services:
                 port = await self._start_http(services)
                 await services.start(self.tracker.run)
+                services.start_soon(monitor.watch_loop_lag, self.metrics)
+                depth_queues = {"main": s.queue_url, "dlq": dlq_url}
+                services.start_soon(monitor.sample_queue_depth, sqs, self.metrics, depth_queues)
                 log.info(
                     "worker_started",
                     queue_url=s.queue_url,

@@ -284,3 +284,42 @@ async def test_tracker_follows_list_backend_jobs_pages(
         pages = worker.metrics.registry.get_sample_value("orchestrator_tracker_sweep_pages_sum")
     assert event["outcome"] == "SUCCEEDED"
     assert pages is not None and pages >= 6
+
+
+async def test_http_endpoints_and_documented_metrics(
+    sqs: Any, queues: Queues, emulator: Any
+) -> None:
+    """1. Run one request with the metrics port on a free port.
+    2. /healthz and /readyz answer 200; /metrics exposes the issue's core metrics with data.
+    3. Every metric the worker registers is documented in docs/metrics.md."""
+    import pathlib
+
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await send(sqs, queues.main, [storage_request("m-1", "app1", "dev", "metrics")])
+    async with running_worker(queues.settings()) as (_, started):
+        await drain(sqs, queues.results, 1)
+        base = f"http://127.0.0.1:{started.metrics_port}"
+        async with aiohttp.ClientSession() as http:
+            for path in ("/healthz", "/readyz"):
+                async with http.get(base + path) as response:
+                    assert response.status == 200, path
+            async with http.get(base + "/metrics") as response:
+                text = await response.text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in (
+        "orchestrator_messages_received",
+        "orchestrator_requests",
+        "orchestrator_api_calls",
+        "orchestrator_api_call_duration_seconds",
+        "orchestrator_jobs_in_flight",
+        "orchestrator_job_duration_seconds",
+    ):
+        assert name in families, name
+    requests = [s for s in families["orchestrator_requests"].samples if s.name.endswith("_total")]
+    assert [(s.labels["outcome"], s.value) for s in requests] == [("SUCCEEDED", 1.0)]
+    documented = pathlib.Path(__file__).parents[1].joinpath("docs/metrics.md").read_text()
+    for name in families:
+        if name.startswith("orchestrator_"):
+            assert f"`{name}" in documented, name
