@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -84,7 +85,7 @@ def _allowed(args: argparse.Namespace) -> frozenset[str]:
 
 def _documents(path: str) -> Iterator[tuple[str, str]]:
     """(label, body) for each change request in a file: object, array, or JSON lines."""
-    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     try:
         document: Any = json.loads(text)
     except ValueError:
