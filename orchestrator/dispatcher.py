@@ -32,8 +32,17 @@ from orchestrator.errors import (
     RetriesExhausted,
     TransientError,
 )
+from orchestrator.ledger import Ledger, LedgerRecord
 from orchestrator.messages import ChangeRequest, Step
-from orchestrator.outcome import Outcome, RequestOutcome, StepRecord, utc_now
+from orchestrator.outcome import (
+    DISPATCHED,
+    DISPATCHING,
+    DONE,
+    Outcome,
+    RequestOutcome,
+    StepRecord,
+    utc_now,
+)
 from orchestrator.tracker import EnvKey, JobTracker
 
 log = structlog.get_logger().bind(logger="orchestrator.dispatcher")
@@ -57,67 +66,118 @@ class Dispatcher:
         self,
         api: AmplifyApi,
         tracker: JobTracker,
+        ledger: Ledger,
         policy: RetryPolicy,
         settings: DispatchSettings | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._api = api
         self._tracker = tracker
+        self._ledger = ledger
         self._policy = policy
         self._s = settings or DispatchSettings()
         self._clock = clock or MonotonicClock()
         self._locks: dict[EnvKey, _EnvLock] = {}
 
     async def execute(self, request: ChangeRequest) -> RequestOutcome:
-        records = [StepRecord(step.operation) for step in request.steps]
-        for step, record in zip(request.steps, records, strict=True):
+        """Run (or resume) the request's steps and record its outcome in the ledger."""
+        # Two deliveries of one request_id in this process run one after the other.
+        async with self._serialised(("#request", request.request_id)):
+            return await self._execute(request)
+
+    async def _execute(self, request: ChangeRequest) -> RequestOutcome:
+        operations = [step.operation for step in request.steps]
+        record = await self._ledger.begin(request.request_id, operations)
+        if record.outcome is not None:
+            log.info("request_already_finished", deliveries=record.deliveries)
+            return RequestOutcome.from_json(record.outcome)
+        if [entry.operation for entry in record.steps] != operations:
+            return RequestOutcome(
+                request.request_id,
+                Outcome.FAILED,
+                "request_id_reused",
+                "request_id was already used for a different change request",
+            )
+        outcome = await self._run_steps(request, record)
+        record.status = str(outcome.outcome)
+        record.outcome = outcome.to_json()
+        await self._ledger.save(record)
+        return outcome
+
+    async def _run_steps(self, request: ChangeRequest, record: LedgerRecord) -> RequestOutcome:
+        for step, entry in zip(request.steps, record.steps, strict=True):
+            if entry.phase == DONE:
+                continue
             try:
-                await self._run_step(request, step, record)
+                await self._run_step(request, step, entry, record)
             except PermanentError as exc:
                 error = request.scrub(str(exc))
-                record.error = record.error or error
-                record.status = _failed_status(record, exc)
-                record.finished_at = utc_now()
+                entry.error = entry.error or error
+                entry.status = _failed_status(entry, exc)
+                entry.phase = DONE
+                entry.finished_at = utc_now()
                 return RequestOutcome(
-                    request.request_id, Outcome.FAILED, exc.reason, error, records
+                    request.request_id, Outcome.FAILED, exc.reason, error, record.steps
                 )
-        return RequestOutcome(request.request_id, Outcome.SUCCEEDED, steps=records)
+        return RequestOutcome(request.request_id, Outcome.SUCCEEDED, steps=record.steps)
 
-    async def _run_step(self, request: ChangeRequest, step: Step, record: StepRecord) -> None:
+    async def _run_step(
+        self, request: ChangeRequest, step: Step, entry: StepRecord, record: LedgerRecord
+    ) -> None:
         context = {"operation": step.operation, "app_id": step.app_id}
         if step.environment:
             context["environment"] = step.environment
         with structlog.contextvars.bound_contextvars(**context):
             async with self._serialised(step.env_key):
-                record.started_at = utc_now()
-                response = await self._dispatch(step, request.secrets, record)
-                await self._follow(step, response, record)
+                entry.started_at = entry.started_at or utc_now()
+                await self._ensure_dispatched(step, entry, record, request.secrets)
+                await self._follow(step, entry, record)
 
-    async def _follow(self, step: Step, response: dict[str, Any], record: StepRecord) -> None:
-        job_id = response.get("JobId")
-        environment = response.get("BackendEnvironmentName") or step.environment
-        record.job_id = job_id
-        if not job_id or not environment:
-            record.status = "COMPLETED" if not job_id else str(response.get("Status", "COMPLETED"))
-            record.finished_at = utc_now()
+    async def _ensure_dispatched(
+        self, step: Step, entry: StepRecord, record: LedgerRecord, secrets: frozenset[str]
+    ) -> None:
+        """Call the API for this step unless the ledger shows it was already called."""
+        if entry.phase == DISPATCHED:
+            log.info("step_resumed", job_id=entry.job_id)
             return
-        with structlog.contextvars.bound_contextvars(job_id=job_id):
-            log.info("job_started", status=response.get("Status"))
+        response = None
+        if entry.phase == DISPATCHING and entry.dispatch_began is not None:
+            response = await self._reconcile(step, entry.dispatch_began)
+        if response is None:
+            entry.phase, entry.dispatch_began = DISPATCHING, wall_time()
+            await self._ledger.save(record)
+            response = await self._dispatch(step, secrets, entry)
+        entry.job_id = response.get("JobId")
+        entry.environment = response.get("BackendEnvironmentName") or step.environment
+        entry.phase = DISPATCHED
+        await self._ledger.save(record)
+
+    async def _follow(self, step: Step, entry: StepRecord, record: LedgerRecord) -> None:
+        if not entry.job_id or not entry.environment:
+            entry.status, entry.phase, entry.finished_at = "COMPLETED", DONE, utc_now()
+            await self._ledger.save(record)
+            return
+        began = entry.dispatch_began or wall_time()
+        limit = max(0.0, self._s.job_timeout - (wall_time() - began))
+        with structlog.contextvars.bound_contextvars(job_id=entry.job_id):
+            log.info("job_started")
             result = await self._tracker.wait(
-                (step.app_id, environment), job_id, step.operation, self._s.job_timeout
+                (step.app_id, entry.environment), entry.job_id, step.operation, limit
             )
-        record.status = result.status
-        record.error = result.error
-        record.finished_at = utc_now()
+        entry.status, entry.error = result.status, result.error
+        entry.phase, entry.finished_at = DONE, utc_now()
+        await self._ledger.save(record)
         if result.status != "COMPLETED":
-            raise JobFailed(f"job {job_id} ended {result.status}: {result.error or 'no error'}")
+            raise JobFailed(
+                f"job {entry.job_id} ended {result.status}: {result.error or 'no error'}"
+            )
 
     async def _dispatch(
-        self, step: Step, secrets: frozenset[str], record: StepRecord
+        self, step: Step, secrets: frozenset[str], entry: StepRecord
     ) -> dict[str, Any]:
         tracked = servicemodel.creates_job(step.operation) and bool(step.environment)
         while True:
-            record.attempts += 1
+            entry.attempts += 1
             began = wall_time()
             try:
                 return await self._api.call(
@@ -127,14 +187,15 @@ class Dispatcher:
                 log.warning("ambiguous_failure", error=servicemodel.scrub(str(exc), secrets))
                 adopted = await self._reconcile(step, began)
                 if adopted is not None:
-                    log.info("reconciled", job_id=adopted.get("JobId"))
                     return adopted
-                if not self._policy.should_retry(record.attempts):
+                if not self._policy.should_retry(entry.attempts):
                     raise RetriesExhausted(f"{step.operation}: {exc}") from exc
-                await self._clock.sleep(self._policy.delay(record.attempts))
+                await self._clock.sleep(self._policy.delay(entry.attempts))
 
     async def _reconcile(self, step: Step, began: float) -> dict[str, Any] | None:
-        """Find the job an ambiguous call created, if it created one."""
+        """Find the job an ambiguous (or interrupted) call created, if it created one."""
+        if not (servicemodel.creates_job(step.operation) and step.environment):
+            return None
         await self._clock.sleep(self._s.reconcile_delay)
         pager = self._api.list_jobs(step.app_id, step.environment)
         async with contextlib.aclosing(pager):
@@ -143,6 +204,7 @@ class Dispatcher:
                     if _same_operation(job, step.operation) and _created_since(
                         job, began - self._s.clock_skew
                     ):
+                        log.info("reconciled", job_id=job.get("JobId"))
                         return {**job, "BackendEnvironmentName": step.environment}
                 break
         return None
@@ -161,11 +223,9 @@ class Dispatcher:
 
 
 def _failed_status(record: StepRecord, exc: PermanentError) -> str:
-    if isinstance(exc, JobTimedOut):
-        return "TIMED_OUT"
-    if record.status in servicemodel.TERMINAL_JOB_STATUSES:
+    if record.phase == DONE:
         return record.status
-    return "FAILED"
+    return "TIMED_OUT" if isinstance(exc, JobTimedOut) else "FAILED"
 
 
 def _normalise(name: str) -> str:

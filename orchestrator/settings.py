@@ -44,6 +44,7 @@ class Settings:
     max_rate: float = 1000.0
     allow_destructive: frozenset[str] = field(default_factory=frozenset)
     log_level: str = "INFO"
+    ledger: str = "sqlite:///orchestrator-ledger.db"
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_cap)
@@ -74,6 +75,7 @@ _HELP = {
     "job_timeout": "seconds a job may take before its request FAILS",
     "allow_destructive": "comma-separated destructive operations to accept (e.g. DeleteBackend)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "ledger": "job ledger: sqlite:///path.db (default orchestrator-ledger.db in the cwd)",
 }
 
 

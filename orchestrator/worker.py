@@ -8,7 +8,9 @@ stop the tracker and the endpoints → close the clients (reverse order of openi
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -21,6 +23,7 @@ from orchestrator.aws import open_clients
 from orchestrator.consumer import Consumer, ConsumerSettings
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.httpserver import ObservabilityServer
+from orchestrator.ledger import Ledger, open_ledger
 from orchestrator.metrics import Metrics
 from orchestrator.processor import Destinations, RequestProcessor
 from orchestrator.ratelimit import AdaptiveRateLimiter
@@ -64,7 +67,10 @@ class Worker:
         self, stop: anyio.Event, *, task_status: TaskStatus[Started] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         s = self.settings
-        async with open_clients(max_connections=max(16, s.concurrency * 2)) as (sqs_c, amp_c):
+        async with contextlib.AsyncExitStack() as stack:
+            sqs_c, amp_c = await stack.enter_async_context(
+                open_clients(max_connections=max(16, s.concurrency * 2))
+            )
             sqs = Sqs(sqs_c, self.metrics)
             dlq_url = s.dlq_url or await sqs.dead_letter_url(s.queue_url)
             if not dlq_url:
@@ -72,10 +78,11 @@ class Worker:
                     "no dead-letter queue: set ORCHESTRATOR_DLQ_URL or give the queue a "
                     "RedrivePolicy"
                 )
+            ledger = await stack.enter_async_context(_opened(s.ledger))
             policy = s.retry_policy()
             api = AmplifyApi(amp_c, self.limiter, policy, self.metrics)
             self.tracker = JobTracker(api, self.metrics, s.tracker())
-            dispatcher = Dispatcher(api, self.tracker, policy, s.dispatch())
+            dispatcher = Dispatcher(api, self.tracker, ledger, policy, s.dispatch())
             destinations = Destinations(s.results_queue_url, dlq_url, s.allow_destructive)
             processor = RequestProcessor(sqs, dispatcher, destinations, self.metrics, policy)
             self.consumer = Consumer(
@@ -120,6 +127,16 @@ class Worker:
             wait_time_seconds=s.wait_time_seconds,
             shutdown_grace=s.shutdown_grace,
         )
+
+
+@contextlib.asynccontextmanager
+async def _opened(url: str) -> AsyncIterator[Ledger]:
+    ledger = open_ledger(url)
+    try:
+        yield ledger
+    finally:
+        with anyio.CancelScope(shield=True):
+            await ledger.close()
 
 
 async def run_until_signalled(worker: Worker) -> None:

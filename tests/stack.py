@@ -43,7 +43,7 @@ class Queues:
     results: str
 
     def settings(self, **overrides: Any) -> Settings:
-        values: dict[str, Any] = {**FAST, **overrides}
+        values: dict[str, Any] = {**FAST, "ledger": "sqlite:///:memory:", **overrides}
         return Settings(queue_url=self.main, results_queue_url=self.results, **values)
 
 

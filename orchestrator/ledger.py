@@ -1,0 +1,149 @@
+"""The job ledger: each request's progress, written before and after every mutating call.
+
+A redelivered message (worker crash, release at shutdown, visibility lapse) finds its request
+here and resumes: completed steps are skipped, a dispatched step's job is tracked again
+without calling the API, a step caught between "about to call" and "got a JobId" is reconciled
+through ListBackendJobs before anything is sent again, and a finished request re-sends its
+stored outcome event unchanged.
+
+One record per request (the unit every backend can write atomically):
+``request_id, status (IN_PROGRESS | SUCCEEDED | FAILED), deliveries, steps, outcome, updated_at``
+where each step is ``operation, phase, job_id, environment, dispatch_began, status, error,
+started_at, finished_at, attempts`` and ``phase`` is PENDING → DISPATCHING → DISPATCHED → DONE.
+
+Backends implement :class:`Ledger`: :class:`SqliteLedger` (default, a file, WAL) here and
+DynamoDB (conditional writes, many replicas) in :mod:`orchestrator.ledger_dynamodb`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio
+
+from orchestrator.clock import wall_time
+from orchestrator.outcome import StepRecord
+
+T = TypeVar("T")
+
+IN_PROGRESS = "IN_PROGRESS"
+
+
+@dataclass
+class LedgerRecord:
+    request_id: str
+    status: str = IN_PROGRESS
+    deliveries: int = 1
+    steps: list[StepRecord] = field(default_factory=list)
+    outcome: str | None = None
+    updated_at: float = field(default_factory=wall_time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> LedgerRecord:
+        data = json.loads(text)
+        data["steps"] = [StepRecord(**step) for step in data.get("steps", [])]
+        return cls(**data)
+
+
+class Ledger(Protocol):
+    async def begin(self, request_id: str, operations: list[str]) -> LedgerRecord:
+        """The request's record, created if new; counts one more delivery."""
+        ...
+
+    async def save(self, record: LedgerRecord) -> None: ...
+
+    async def get(self, request_id: str) -> LedgerRecord | None: ...
+
+    async def find(self, status: str | None, limit: int) -> list[LedgerRecord]: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteLedger:
+    """Embedded SQLite (WAL): one row per request, safe across restarts and kill -9."""
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS requests (request_id TEXT PRIMARY KEY, status TEXT NOT"
+            " NULL, updated_at REAL NOT NULL, record TEXT NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_status ON requests (status, updated_at)")
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return function()
+
+        return await anyio.to_thread.run_sync(locked)
+
+    async def begin(self, request_id: str, operations: list[str]) -> LedgerRecord:
+        def begin() -> LedgerRecord:
+            row = self._db.execute(
+                "SELECT record FROM requests WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if row is None:
+                record = LedgerRecord(request_id, steps=[StepRecord(op) for op in operations])
+            else:
+                record = LedgerRecord.from_json(row[0])
+                record.deliveries += 1
+            self._write(record)
+            return record
+
+        return await self._run(begin)
+
+    def _write(self, record: LedgerRecord) -> None:
+        record.updated_at = wall_time()
+        self._db.execute(
+            "INSERT INTO requests (request_id, status, updated_at, record) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (request_id) DO UPDATE SET status = excluded.status,"
+            " updated_at = excluded.updated_at, record = excluded.record",
+            (record.request_id, record.status, record.updated_at, record.to_json()),
+        )
+
+    async def save(self, record: LedgerRecord) -> None:
+        await self._run(lambda: self._write(record))
+
+    async def get(self, request_id: str) -> LedgerRecord | None:
+        def get() -> LedgerRecord | None:
+            row = self._db.execute(
+                "SELECT record FROM requests WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            return LedgerRecord.from_json(row[0]) if row else None
+
+        return await self._run(get)
+
+    async def find(self, status: str | None, limit: int) -> list[LedgerRecord]:
+        def find() -> list[LedgerRecord]:
+            query = "SELECT record FROM requests"
+            args: tuple[Any, ...] = ()
+            if status:
+                query, args = query + " WHERE status = ?", (status,)
+            rows = self._db.execute(query + " ORDER BY updated_at DESC LIMIT ?", (*args, limit))
+            return [LedgerRecord.from_json(row[0]) for row in rows]
+
+        return await self._run(find)
+
+    async def close(self) -> None:
+        await self._run(self._db.close)
+
+
+def open_ledger(url: str) -> Ledger:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite:///:memory:``, a path."""
+    if "://" in url and not url.startswith("sqlite:///"):
+        raise ValueError(f"unsupported ledger URL {url!r} (use sqlite:///path)")
+    return SqliteLedger(url.removeprefix("sqlite:///"))

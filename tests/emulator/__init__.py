@@ -1,0 +1,1 @@
+"""Tests of the AmplifyBackend emulator, over real HTTP with boto3 and aiobotocore."""
