@@ -77,8 +77,8 @@ class AmplifyApi:
         except Exception as exc:  # mapped right here; unknown types re-raise from map_error
             error = map_error(exc, secrets)
             self._observe(operation, error.reason, started)
-            if isinstance(error, Throttled):
-                self._limiter.on_throttle(ticket)
+            if isinstance(error, Throttled) and self._limiter.on_throttle(ticket):
+                self._metrics.limiter_throttle_cuts.inc()
             raise error from exc
         self._limiter.on_success(ticket)
         self._observe(operation, "ok", started)

@@ -135,7 +135,14 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from orchestrator.demo import run_demo
+    try:
+        from orchestrator.demo import run_demo
+    except ImportError as exc:
+        print(
+            f"the demo needs moto's server: pip install 'orchestrator[demo]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
 
     return run_demo(requests=args.requests, rate=args.rate)
 

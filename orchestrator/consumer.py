@@ -72,6 +72,7 @@ class Consumer:
                     await stop.wait()
                     receiving.cancel_scope.cancel()
                 self.receiving = False
+                self._metrics.ready.set(0)
                 log.info("draining", in_progress=self.in_progress, grace=self._s.shutdown_grace)
                 with anyio.move_on_after(self._s.shutdown_grace):
                     await self._idle.wait()
@@ -94,10 +95,12 @@ class Consumer:
                 self._give_back(slots)
                 failures += 1
                 self.sqs_ok = False
+                self._metrics.ready.set(0)
                 log.warning("receive_failed", error=str(exc), failures=failures)
                 await anyio.sleep(random.uniform(0, min(self._s.error_backoff_cap, 2**failures)))
                 continue
             failures, self.sqs_ok = 0, True
+            self._metrics.ready.set(1)
             self._give_back(slots - len(messages))
             for message in messages:
                 self._start(handlers, message)

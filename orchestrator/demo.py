@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import anyio
+from moto.server import ThreadedMotoServer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -149,8 +150,6 @@ class _Progress:
 
 
 def run_demo(requests: int = 24, rate: float = 8.0) -> int:
-    from moto.server import ThreadedMotoServer
-
     console = Console()
     _demo_aws_environment()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log

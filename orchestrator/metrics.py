@@ -31,6 +31,11 @@ class Metrics:
         self.build_info = Info("orchestrator_build", "Build information.", registry=r)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
+        self.ready = Gauge(
+            "orchestrator_ready",
+            "1 while the consumer is receiving and SQS answers (what /readyz reports).",
+            registry=r,
+        )
         self.loop_lag = Histogram(
             "orchestrator_event_loop_lag_seconds",
             "How late the event loop ran a timer (sampled every 0.25 s).",
@@ -107,6 +112,11 @@ class Metrics:
         )
         self.limiter_rate = Gauge(
             "orchestrator_rate_limiter_rate", "Current allowed call rate (calls/s).", registry=r
+        )
+        self.limiter_throttle_cuts = Counter(
+            "orchestrator_rate_limiter_cuts_total",
+            "Times the limiter cut its rate after a throttle (once per congestion episode).",
+            registry=r,
         )
         self.limiter_wait = Histogram(
             "orchestrator_rate_limiter_wait_seconds",

@@ -102,10 +102,11 @@ class AdaptiveRateLimiter:
     def measured_rate(self) -> float:
         return len(self._sends) / self._s.window
 
-    def on_throttle(self, ticket: Ticket) -> None:
+    def on_throttle(self, ticket: Ticket) -> bool:
+        """Record a throttle; returns True when it cut the rate (a new congestion episode)."""
         self.throttles += 1
         if self._cut_at is not None and ticket.sent_at < self._cut_at:
-            return
+            return False
         now = self._clock.now()
         self._refill(now)
         measured = self.measured_rate()
@@ -114,6 +115,7 @@ class AdaptiveRateLimiter:
         self._tokens = min(self._tokens, 0.0)
         self._cut_at = now
         self.cuts += 1
+        return True
 
     def on_success(self, ticket: Ticket) -> None:
         now = self._clock.now()
