@@ -32,6 +32,7 @@ from orchestrator.errors import (
     RetriesExhausted,
     TransientError,
 )
+from orchestrator.lease import held
 from orchestrator.ledger import Ledger, LedgerRecord
 from orchestrator.messages import ChangeRequest, Step
 from orchestrator.outcome import (
@@ -51,6 +52,8 @@ log = structlog.get_logger().bind(logger="orchestrator.dispatcher")
 @dataclass(frozen=True)
 class DispatchSettings:
     job_timeout: float = 3600.0
+    owner: str = "worker"
+    lease_ttl: float = 30.0
     reconcile_delay: float = 1.0
     clock_skew: float = 2.0
 
@@ -81,8 +84,10 @@ class Dispatcher:
 
     async def execute(self, request: ChangeRequest) -> RequestOutcome:
         """Run (or resume) the request's steps and record its outcome in the ledger."""
-        # Two deliveries of one request_id in this process run one after the other.
-        async with self._serialised(("#request", request.request_id)):
+        # Two deliveries of one request_id run one after the other, here and across replicas.
+        async with self._exclusive(
+            ("#request", request.request_id), f"request:{request.request_id}"
+        ):
             return await self._execute(request)
 
     async def _execute(self, request: ChangeRequest) -> RequestOutcome:
@@ -128,7 +133,7 @@ class Dispatcher:
         if step.environment:
             context["environment"] = step.environment
         with structlog.contextvars.bound_contextvars(**context):
-            async with self._serialised(step.env_key):
+            async with self._exclusive(step.env_key, f"env:{step.app_id}/{step.environment}"):
                 entry.started_at = entry.started_at or utc_now()
                 await self._ensure_dispatched(step, entry, record, request.secrets)
                 await self._follow(step, entry, record)
@@ -208,6 +213,13 @@ class Dispatcher:
                         return {**job, "BackendEnvironmentName": step.environment}
                 break
         return None
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, local: EnvKey, lease: str) -> AsyncIterator[None]:
+        """In this process a lock; across processes a lease in the ledger."""
+        async with self._serialised(local):
+            async with held(self._ledger, lease, self._s.owner, self._s.lease_ttl):
+                yield
 
     @contextlib.asynccontextmanager
     async def _serialised(self, key: EnvKey) -> AsyncIterator[None]:

@@ -65,13 +65,20 @@ class Ledger(Protocol):
 
     async def find(self, status: str | None, limit: int) -> list[LedgerRecord]: ...
 
+    async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
+        """Take (or renew) ``key`` for ``owner`` unless another owner holds it unexpired."""
+        ...
+
+    async def release_lease(self, key: str, owner: str) -> None: ...
+
     async def close(self) -> None: ...
 
 
 class SqliteLedger:
     """Embedded SQLite (WAL): one row per request, safe across restarts and kill -9."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, clock: Callable[[], float] = wall_time) -> None:
+        self._clock = clock
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -83,6 +90,10 @@ class SqliteLedger:
             " NULL, updated_at REAL NOT NULL, record TEXT NOT NULL)"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS by_status ON requests (status, updated_at)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+            " expires_at REAL NOT NULL)"
+        )
 
     async def _run(self, function: Callable[[], T]) -> T:
         def locked() -> T:
@@ -137,6 +148,25 @@ class SqliteLedger:
             return [LedgerRecord.from_json(row[0]) for row in rows]
 
         return await self._run(find)
+
+    async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
+        def acquire() -> bool:
+            now = self._clock()
+            cursor = self._db.execute(
+                "INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at"
+                " WHERE leases.owner = excluded.owner OR leases.expires_at < ?",
+                (key, owner, now + ttl, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(acquire)
+
+    async def release_lease(self, key: str, owner: str) -> None:
+        await self._run(
+            lambda: self._db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+        )
 
     async def close(self) -> None:
         await self._run(self._db.close)

@@ -60,8 +60,8 @@ class Settings:
             page_size=self.list_page_size,
         )
 
-    def dispatch(self) -> DispatchSettings:
-        return DispatchSettings(job_timeout=self.job_timeout)
+    def dispatch(self, owner: str) -> DispatchSettings:
+        return DispatchSettings(job_timeout=self.job_timeout, owner=owner)
 
 
 _HELP = {

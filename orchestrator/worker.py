@@ -9,7 +9,10 @@ stop the tracker and the endpoints → close the clients (reverse order of openi
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -54,6 +57,8 @@ class Worker:
         self.consumer: Consumer | None = None
         self.tracker: JobTracker | None = None
         self.limiter = AdaptiveRateLimiter(settings.limiter())
+        #: Names this process in ledger leases.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def readiness(self) -> tuple[bool, str]:
         consumer = self.consumer
@@ -82,7 +87,7 @@ class Worker:
             policy = s.retry_policy()
             api = AmplifyApi(amp_c, self.limiter, policy, self.metrics)
             self.tracker = JobTracker(api, self.metrics, s.tracker())
-            dispatcher = Dispatcher(api, self.tracker, ledger, policy, s.dispatch())
+            dispatcher = Dispatcher(api, self.tracker, ledger, policy, s.dispatch(self.worker_id))
             destinations = Destinations(s.results_queue_url, dlq_url, s.allow_destructive)
             processor = RequestProcessor(sqs, dispatcher, destinations, self.metrics, policy)
             self.consumer = Consumer(

@@ -1,0 +1,120 @@
+"""The job ledger, the same tests for every backend, and resume behaviour through the worker."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.emulator import EmulatorConfig
+from orchestrator.lease import held
+from orchestrator.ledger import Ledger, SqliteLedger
+from orchestrator.outcome import DISPATCHED
+from tests.stack import Queues, drain, queue_counts, running_worker, send, storage_request
+
+
+@pytest.fixture(params=["sqlite"])
+async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
+    backend: Ledger = SqliteLedger(str(tmp_path / "ledger.db"))
+    yield backend
+    await backend.close()
+
+
+async def test_begin_creates_then_counts_deliveries(ledger: Ledger) -> None:
+    first = await ledger.begin("r-1", ["CreateBackend", "CreateBackendAuth"])
+    assert first.deliveries == 1 and [s.operation for s in first.steps] == [
+        "CreateBackend",
+        "CreateBackendAuth",
+    ]
+    first.steps[0].phase, first.steps[0].job_id = DISPATCHED, "job-1"
+    await ledger.save(first)
+    again = await ledger.begin("r-1", ["CreateBackend", "CreateBackendAuth"])
+    assert again.deliveries == 2 and again.steps[0].job_id == "job-1"
+    assert again.steps[0].phase == DISPATCHED
+
+
+async def test_find_by_status(ledger: Ledger) -> None:
+    for i in range(3):
+        record = await ledger.begin(f"f-{i}", ["CreateBackend"])
+        if i == 1:
+            record.status, record.outcome = "FAILED", json.dumps({"outcome": "FAILED"})
+            await ledger.save(record)
+    assert [r.request_id for r in await ledger.find("FAILED", 10)] == ["f-1"]
+    assert {r.request_id for r in await ledger.find(None, 10)} == {"f-0", "f-1", "f-2"}
+    assert await ledger.get("missing") is None
+
+
+async def test_lease_is_exclusive_until_released_or_expired(tmp_path: Path) -> None:
+    now = [1000.0]
+    ledger = SqliteLedger(str(tmp_path / "leases.db"), clock=lambda: now[0])
+    assert await ledger.acquire_lease("env:a/dev", "w1", ttl=30)
+    assert not await ledger.acquire_lease("env:a/dev", "w2", ttl=30)
+    assert await ledger.acquire_lease("env:a/dev", "w1", ttl=30)  # renewal
+    await ledger.release_lease("env:a/dev", "w1")
+    assert await ledger.acquire_lease("env:a/dev", "w2", ttl=10)
+    now[0] += 9
+    assert not await ledger.acquire_lease("env:a/dev", "w3", ttl=30)
+    now[0] += 2  # w2 stopped renewing: its lease has expired
+    assert await ledger.acquire_lease("env:a/dev", "w3", ttl=30)
+    await ledger.close()
+
+
+async def test_held_lease_excludes_a_second_holder(ledger: Ledger) -> None:
+    """Two tasks enter the same lease: their critical sections never overlap."""
+    inside: list[str] = []
+    overlaps = 0
+
+    async def worker(name: str) -> None:
+        nonlocal overlaps
+        for _ in range(5):
+            async with held(ledger, "env:x/y", name, ttl=5):
+                inside.append(name)
+                overlaps += len(inside) > 1
+                await anyio.sleep(0.005)
+                inside.remove(name)
+
+    async with anyio.create_task_group() as tg:
+        for name in ("a", "b", "c"):
+            tg.start_soon(worker, name)
+    assert overlaps == 0
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(
+        apps={f"app{i}": ["dev"] for i in range(10)},
+        job_duration=(0.05, 0.3),
+        seed=5,
+        conflict_mode="accept",
+    )
+
+
+async def test_two_workers_with_duplicate_deliveries_mutate_once(
+    sqs: Any, queues: Queues, emulator: Any, tmp_path: Path
+) -> None:
+    """1. 30 requests over 10 environments, each sent TWICE (a producer retrying).
+    2. Two workers share the queue and one ledger file.
+    3. Every request mutates exactly once; its two outcome events are identical; no two jobs
+       overlap on one environment; the queue ends empty."""
+    bodies = [storage_request(f"dup-{i}", f"app{i % 10}", "dev", f"s{i}") for i in range(30)]
+    await send(sqs, queues.main, bodies + bodies)
+    settings = queues.settings(ledger=f"sqlite:///{tmp_path / 'shared.db'}", concurrency=8)
+    async with running_worker(settings), running_worker(settings):
+        events = await drain(sqs, queues.results, 60, deadline=90)
+    by_request: dict[str, list[str]] = {}
+    for event in events:
+        by_request.setdefault(event["request_id"], []).append(
+            json.dumps({k: v for k, v in event.items() if k != "message_id"}, sort_keys=True)
+        )
+    assert len(by_request) == 30
+    assert all(len(set(versions)) == 1 for versions in by_request.values())
+    assert all(json.loads(v[0])["outcome"] == "SUCCEEDED" for v in by_request.values())
+    mutations = Counter(str(job.get("resourceName")) for job in emulator.jobs())
+    assert len(mutations) == 30 and max(mutations.values()) == 1
+    assert emulator.stats()["conflicts"] == 0
+    assert await queue_counts(sqs, queues.main) == (0, 0)
