@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest demo bench chaos emulator clean
+.PHONY: venv test lint typecheck pytest demo bench chaos fuzz emulator clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
+
+# 10,000 generated bodies per property against the parser and botocore's validator.
+fuzz: $(STAMP)
+	ORCHESTRATOR_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_messages.py -k "body or model"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

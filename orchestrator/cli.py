@@ -1,4 +1,5 @@
-"""The ``orchestrator`` command: run, send, validate, demo, emulator.
+"""The ``orchestrator`` command: run, send, validate, inspect, requests, init-ledger, demo,
+emulator.
 
 This is the edge: the only place that reads the environment and the command line. Everything
 below it receives a Settings object or plain arguments.
@@ -49,11 +50,34 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--requests", type=int, default=24, help="valid requests to send")
     demo.add_argument("--rate", type=float, default=8.0, help="emulator rate limit (calls/s)")
 
+    inspect = commands.add_parser("inspect", help="one request's timeline from the ledger")
+    inspect.add_argument("request_id")
+    _ledger_arguments(inspect)
+
+    requests = commands.add_parser("requests", help="recent requests in the ledger")
+    requests.add_argument(
+        "--status", default=None, help="IN_PROGRESS, SUCCEEDED or FAILED (default: all)"
+    )
+    requests.add_argument("--limit", type=int, default=50, help="newest first (default 50)")
+    _ledger_arguments(requests)
+
+    init_ledger = commands.add_parser("init-ledger", help="create the DynamoDB ledger table")
+    _ledger_arguments(init_ledger)
+
     emulator = commands.add_parser("emulator", help="run the AmplifyBackend emulator")
     from orchestrator.emulator import cli as emulator_cli
 
     emulator_cli.add_arguments(emulator)
     return parser
+
+
+def _ledger_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger",
+        default=None,
+        help="sqlite:///PATH or dynamodb://TABLE [env ORCHESTRATOR_LEDGER]",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of tables")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _validate,
         "demo": _demo,
         "emulator": _emulator,
+        "inspect": _inspect,
+        "requests": _requests,
+        "init-ledger": _init_ledger,
     }[args.command]
     return handler(args)
 
@@ -145,6 +172,35 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
     return run_demo(requests=args.requests, rate=args.rate)
+
+
+def _ledger_url(args: argparse.Namespace) -> str:
+    url = args.ledger or os.environ.get("ORCHESTRATOR_LEDGER")
+    return str(url or settings.DEFAULT_LEDGER)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from orchestrator import oncall
+
+    url = _ledger_url(args)
+    return anyio.run(
+        lambda: oncall.inspect_request(url, args.request_id, sys.stdout, as_json=args.json)
+    )
+
+
+def _requests(args: argparse.Namespace) -> int:
+    from orchestrator import oncall
+
+    url = _ledger_url(args)
+    return anyio.run(
+        lambda: oncall.list_requests(url, args.status, args.limit, sys.stdout, as_json=args.json)
+    )
+
+
+def _init_ledger(args: argparse.Namespace) -> int:
+    from orchestrator import oncall
+
+    return anyio.run(oncall.init_ledger, _ledger_url(args), sys.stdout)
 
 
 def _emulator(args: argparse.Namespace) -> int:

@@ -6,8 +6,9 @@
   third of the visibility timeout, for as long as its request runs, including job waits.
 * A message is deleted (batched) only after its handler returned, i.e. after the outcome event
   was sent. A handler cancelled at shutdown releases its message (visibility 0) instead.
-* Shutdown: stop receiving, let handlers run for ``shutdown_grace``, cancel the rest (they
-  release their messages), flush deletes.
+* Shutdown: stop receiving (a long poll in flight completes and its messages are released at
+  once rather than left invisible), let handlers run for ``shutdown_grace`` from the signal,
+  cancel the rest (they release their messages), flush deletes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio
 import structlog
@@ -27,6 +29,7 @@ from orchestrator.sqs import MAX_BATCH, Message, Sqs, ids_to_messages
 
 log = structlog.get_logger().bind(logger="orchestrator.consumer")
 Handler = Callable[[Message], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ConsumerSettings:
     wait_time_seconds: int = 20
     shutdown_grace: float = 30.0
     delete_linger: float = 0.05
-    error_backoff_cap: float = 20.0
+    error_backoff_cap: float = 5.0
 
 
 class Consumer:
@@ -68,13 +71,18 @@ class Consumer:
             services.start_soon(self._delete_batches)
             async with anyio.create_task_group() as handlers:
                 async with anyio.create_task_group() as receiving:
-                    receiving.start_soon(self._receive_loop, handlers)
+                    receiving.start_soon(self._receive_loop, handlers, stop)
                     await stop.wait()
-                    receiving.cancel_scope.cancel()
+                    drain_until = anyio.current_time() + self._s.shutdown_grace
+                    # A long poll in flight is not cancelled (its messages would stay invisible
+                    # for the visibility timeout); the loop ends after it and releases them.
+                    receiving.cancel_scope.deadline = (
+                        anyio.current_time() + self._s.wait_time_seconds + 2
+                    )
                 self.receiving = False
                 self._metrics.ready.set(0)
                 log.info("draining", in_progress=self.in_progress, grace=self._s.shutdown_grace)
-                with anyio.move_on_after(self._s.shutdown_grace):
+                with anyio.move_on_after(max(0.0, drain_until - anyio.current_time())):
                     await self._idle.wait()
                 handlers.cancel_scope.cancel()
             self._to_delete.close()
@@ -82,11 +90,10 @@ class Consumer:
                 await self._deletions_flushed.wait()
             services.cancel_scope.cancel()
 
-    async def _receive_loop(self, handlers: TaskGroup) -> None:
+    async def _receive_loop(self, handlers: TaskGroup, stop: anyio.Event) -> None:
         self.receiving = True
         failures = 0
-        while True:
-            slots = await self._take_slots()
+        while (slots := await _unless_set(stop, self._take_slots)) is not None:
             try:
                 messages = await self._sqs.receive(
                     self._s.queue_url, slots, self._s.wait_time_seconds, self._s.visibility_timeout
@@ -97,13 +104,22 @@ class Consumer:
                 self.sqs_ok = False
                 self._metrics.ready.set(0)
                 log.warning("receive_failed", error=str(exc), failures=failures)
-                await anyio.sleep(random.uniform(0, min(self._s.error_backoff_cap, 2**failures)))
+                delay = random.uniform(0, min(self._s.error_backoff_cap, 2**failures))
+                await _unless_set(stop, anyio.sleep, delay)
                 continue
             failures, self.sqs_ok = 0, True
             self._metrics.ready.set(1)
             self._give_back(slots - len(messages))
+            if stop.is_set():
+                await self._release_unstarted(messages)
+                return
             for message in messages:
                 self._start(handlers, message)
+
+    async def _release_unstarted(self, messages: list[Message]) -> None:
+        self._give_back(len(messages))
+        for message in messages:
+            await self._release(message)
 
     async def _take_slots(self) -> int:
         await self._slots.acquire()
@@ -129,6 +145,15 @@ class Consumer:
             with anyio.CancelScope(shield=True):
                 await self._release(message)
             raise
+        except Exception as exc:  # a failed handler must never stop the worker
+            # A dependency outage (SQS, the ledger) or a bug: the message comes back after a
+            # backoff, and SQS's redrive policy moves it to the DLQ if it keeps failing.
+            if isinstance(exc, OrchestratorError):
+                log.warning("handler_deferred", message_id=message.message_id, error=str(exc))
+            else:
+                log.exception("handler_failed", message_id=message.message_id)
+            with anyio.CancelScope(shield=True):
+                await self._release(message, self._retry_delay(message))
         else:
             await self._to_delete.send(message)
         finally:
@@ -137,10 +162,14 @@ class Consumer:
             if not self._in_progress:
                 self._idle.set()
 
-    async def _release(self, message: Message) -> None:
+    def _retry_delay(self, message: Message) -> int:
+        backoff: int = 2 ** min(message.receive_count, 10)
+        return min(self._s.visibility_timeout, backoff)
+
+    async def _release(self, message: Message, delay: int = 0) -> None:
         try:
-            await self._sqs.release(self._s.queue_url, message)
-            log.info("message_released", message_id=message.message_id)
+            await self._sqs.release(self._s.queue_url, message, delay)
+            log.info("message_released", message_id=message.message_id, visible_in=delay)
         except OrchestratorError as exc:
             log.warning("release_failed", message_id=message.message_id, error=str(exc))
 
@@ -182,3 +211,18 @@ class Consumer:
             return
         for message in ids_to_messages(batch, failed):
             log.error("delete_failed", message_id=message.message_id)
+
+
+async def _unless_set(stop: anyio.Event, wait: Callable[..., Awaitable[T]], *args: Any) -> T | None:
+    """``await wait(*args)``, given up (returning None) as soon as ``stop`` is set."""
+    result: T | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            await stop.wait()
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        result = await wait(*args)
+        group.cancel_scope.cancel()
+    return result

@@ -5,12 +5,16 @@
     ├── TransientError         worth retrying (with backoff, under the rate limiter)
     │   ├── Throttled          TooManyRequestsException
     │   ├── ServerError        GatewayTimeoutException, HTTP 5xx
-    │   └── ConnectionFailure  connect/read timeouts, resets, closed connections
+    │   ├── ConnectionFailure  connect/read timeouts, resets, closed connections
+    │   └── DeliveryFailed     an outcome event or DLQ move could not be sent: keep the message
     └── PermanentError         ends the request FAILED
         ├── ApiRejected        BadRequestException, NotFoundException, any other 4xx
         ├── RetriesExhausted   a transient error outlived the retry budget
         ├── JobFailed          a job ended FAILED
         └── JobTimedOut        a job did not reach a terminal status in time
+
+Outside the tree, ``ConfigurationError`` (a ``SystemExit``) stops a worker that cannot start as
+configured (no DLQ, no ledger table) with its message instead of a traceback.
 
 Dependency errors (botocore's ``ClientError`` and connection errors) are mapped to this tree at
 the boundary, in :mod:`orchestrator.amplify`, with ``raise ... from exc``: callers never catch
@@ -58,6 +62,10 @@ class ConnectionFailure(TransientError):
     reason = "connection_error"
 
 
+class DeliveryFailed(TransientError):
+    reason = "delivery_failed"
+
+
 class PermanentError(OrchestratorError):
     reason = "permanent"
 
@@ -80,3 +88,7 @@ class JobFailed(PermanentError):
 
 class JobTimedOut(PermanentError):
     reason = "job_timeout"
+
+
+class ConfigurationError(SystemExit):
+    """The worker cannot start as configured; the message says what to set."""

@@ -12,15 +12,17 @@ where each step is ``operation, phase, job_id, environment, dispatch_began, stat
 started_at, finished_at, attempts`` and ``phase`` is PENDING → DISPATCHING → DISPATCHED → DONE.
 
 Backends implement :class:`Ledger`: :class:`SqliteLedger` (default, a file, WAL) here and
-DynamoDB (conditional writes, many replicas) in :mod:`orchestrator.ledger_dynamodb`.
+DynamoDB (conditional writes, many replicas) in :mod:`orchestrator.ledger_dynamodb`;
+:func:`open_ledger` picks one from a URL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -28,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 
 from orchestrator.clock import wall_time
+from orchestrator.errors import ConfigurationError
 from orchestrator.outcome import StepRecord
 
 T = TypeVar("T")
@@ -172,8 +175,26 @@ class SqliteLedger:
         await self._run(self._db.close)
 
 
-def open_ledger(url: str) -> Ledger:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite:///:memory:``, a path."""
+@contextlib.asynccontextmanager
+async def open_ledger(url: str) -> AsyncIterator[Ledger]:
+    """The ledger a URL names, closed (shielded from cancellation) on exit.
+
+    ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite:///:memory:``, or
+    ``dynamodb://TABLE`` (region, endpoint and credentials from AWS's own configuration).
+    """
+    if url.startswith("dynamodb://"):
+        from orchestrator.ledger_dynamodb import open_dynamodb_ledger
+
+        async with open_dynamodb_ledger(url.removeprefix("dynamodb://")) as dynamo:
+            yield dynamo
+        return
     if "://" in url and not url.startswith("sqlite:///"):
-        raise ValueError(f"unsupported ledger URL {url!r} (use sqlite:///path)")
-    return SqliteLedger(url.removeprefix("sqlite:///"))
+        raise ConfigurationError(
+            f"unsupported ledger URL {url!r} (use sqlite:///PATH or dynamodb://TABLE)"
+        )
+    ledger = SqliteLedger(url.removeprefix("sqlite:///"))
+    try:
+        yield ledger
+    finally:
+        with anyio.CancelScope(shield=True):
+            await ledger.close()

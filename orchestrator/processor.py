@@ -1,8 +1,10 @@
 """What happens to one message: parse, dispatch, report; or reject to the dead-letter queue.
 
 The consumer deletes the message once :meth:`RequestProcessor.process` returns, so returning
-means "the outcome has been reported". Reporting (outcome event, DLQ move) is shielded from
-cancellation: once a request has an outcome, shutdown cannot separate it from its report.
+means "the outcome has been reported"; when it could not be (SQS unreachable) ``process``
+raises and the consumer keeps the message for a later delivery. Reporting (outcome event, DLQ
+move) is shielded from cancellation: once a request has an outcome, shutdown cannot separate it
+from its report.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import structlog
 
 from orchestrator.backoff import RetryPolicy
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.errors import OrchestratorError, PermanentError, RequestRejected
+from orchestrator.errors import (
+    DeliveryFailed,
+    OrchestratorError,
+    PermanentError,
+    RequestRejected,
+)
 from orchestrator.messages import ChangeRequest, best_effort_request_id, parse_change_request
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
@@ -122,18 +129,22 @@ class RequestProcessor:
     async def _deliver(
         self, queue_url: str, body: str, attributes: dict[str, str] | None, *, what: str
     ) -> None:
-        """Send with retries; a message that cannot be delivered is logged whole, not lost."""
-        shown = body if what == "outcome" else f"<{len(body)} bytes, not logged>"
+        """Send with retries. While SQS is unreachable this raises :class:`DeliveryFailed`, so
+        the message is kept and comes back (the ledger re-sends the same outcome); a queue that
+        refuses for good (a wrong ``reply_to``) gets the event logged whole instead."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 await self._sqs.send(queue_url, body, attributes)
                 return
+            except PermanentError as exc:
+                shown = body if what == "outcome" else f"<{len(body)} bytes, not logged>"
+                log.error(
+                    "not_delivered", what=what, queue_url=queue_url, error=str(exc), body=shown
+                )
+                return
             except OrchestratorError as exc:
-                if isinstance(exc, PermanentError) or not self._policy.should_retry(attempt):
-                    log.error(
-                        "not_delivered", what=what, queue_url=queue_url, error=str(exc), body=shown
-                    )
-                    return
+                if not self._policy.should_retry(attempt):
+                    raise DeliveryFailed(f"{what} not sent to {queue_url}: {exc}") from exc
                 await anyio.sleep(self._policy.delay(attempt))

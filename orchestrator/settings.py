@@ -20,6 +20,8 @@ from orchestrator.dispatcher import DispatchSettings
 from orchestrator.ratelimit import LimiterSettings
 from orchestrator.tracker import TrackerSettings
 
+DEFAULT_LEDGER = "sqlite:///orchestrator-ledger.db"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -44,7 +46,8 @@ class Settings:
     max_rate: float = 1000.0
     allow_destructive: frozenset[str] = field(default_factory=frozenset)
     log_level: str = "INFO"
-    ledger: str = "sqlite:///orchestrator-ledger.db"
+    ledger: str = DEFAULT_LEDGER
+    lease_ttl: float = 30.0
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_cap)
@@ -61,7 +64,7 @@ class Settings:
         )
 
     def dispatch(self, owner: str) -> DispatchSettings:
-        return DispatchSettings(job_timeout=self.job_timeout, owner=owner)
+        return DispatchSettings(job_timeout=self.job_timeout, owner=owner, lease_ttl=self.lease_ttl)
 
 
 _HELP = {
@@ -75,7 +78,8 @@ _HELP = {
     "job_timeout": "seconds a job may take before its request FAILS",
     "allow_destructive": "comma-separated destructive operations to accept (e.g. DeleteBackend)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
-    "ledger": "job ledger: sqlite:///path.db (default orchestrator-ledger.db in the cwd)",
+    "lease_ttl": "seconds a dead worker's leases (request, environment) block the others",
+    "ledger": "job ledger: sqlite:///PATH.db (one host) or dynamodb://TABLE (many replicas)",
 }
 
 

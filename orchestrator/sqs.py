@@ -71,13 +71,13 @@ class Sqs:
         self._metrics.visibility_extensions.labels("failed").inc(len(failed))
         return failed
 
-    async def release(self, queue_url: str, message: Message) -> None:
-        """Make a message visible again at once, for another worker to resume."""
+    async def release(self, queue_url: str, message: Message, delay: int = 0) -> None:
+        """Make a message visible again after ``delay`` seconds (at once by default)."""
         await self._call(
             "change_message_visibility",
             QueueUrl=queue_url,
             ReceiptHandle=message.receipt_handle,
-            VisibilityTimeout=0,
+            VisibilityTimeout=delay,
         )
 
     async def send(

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -25,8 +24,9 @@ from orchestrator.amplify import AmplifyApi
 from orchestrator.aws import open_clients
 from orchestrator.consumer import Consumer, ConsumerSettings
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.errors import ConfigurationError
 from orchestrator.httpserver import ObservabilityServer
-from orchestrator.ledger import Ledger, open_ledger
+from orchestrator.ledger import open_ledger
 from orchestrator.metrics import Metrics
 from orchestrator.processor import Destinations, RequestProcessor
 from orchestrator.ratelimit import AdaptiveRateLimiter
@@ -43,10 +43,6 @@ class Started:
 
     metrics_port: int | None
     dlq_url: str
-
-
-class ConfigurationError(SystemExit):
-    pass
 
 
 class Worker:
@@ -83,7 +79,7 @@ class Worker:
                     "no dead-letter queue: set ORCHESTRATOR_DLQ_URL or give the queue a "
                     "RedrivePolicy"
                 )
-            ledger = await stack.enter_async_context(_opened(s.ledger))
+            ledger = await stack.enter_async_context(open_ledger(s.ledger))
             policy = s.retry_policy()
             api = AmplifyApi(amp_c, self.limiter, policy, self.metrics)
             self.tracker = JobTracker(api, self.metrics, s.tracker())
@@ -132,16 +128,6 @@ class Worker:
             wait_time_seconds=s.wait_time_seconds,
             shutdown_grace=s.shutdown_grace,
         )
-
-
-@contextlib.asynccontextmanager
-async def _opened(url: str) -> AsyncIterator[Ledger]:
-    ledger = open_ledger(url)
-    try:
-        yield ledger
-    finally:
-        with anyio.CancelScope(shield=True):
-            await ledger.close()
 
 
 async def run_until_signalled(worker: Worker) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 
 from orchestrator.emulator import EmulatorConfig, run_emulator
+from orchestrator.ledger_dynamodb import create_table
 from tests.stack import Queues, create_queues, sqs_client
 
 _AWS = {
@@ -39,19 +42,30 @@ def aws_environment() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def moto_sqs(aws_environment: None) -> Iterator[str]:
-    """moto's server on a free loopback port, as the SQS endpoint of every client."""
+    """moto's server on a free loopback port, as the SQS and DynamoDB endpoint of every client."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    previous = os.environ.get("AWS_ENDPOINT_URL_SQS")
-    os.environ["AWS_ENDPOINT_URL_SQS"] = url
+    names = ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB")
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, url))
     yield url
     server.stop()
-    if previous is None:
-        os.environ.pop("AWS_ENDPOINT_URL_SQS", None)
-    else:
-        os.environ["AWS_ENDPOINT_URL_SQS"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+async def ledger_table(moto_sqs: str) -> str:
+    """A fresh DynamoDB ledger table on moto's server; its ``dynamodb://`` URL."""
+    table = f"ledger-{uuid.uuid4().hex[:10]}"
+    async with get_session().create_client("dynamodb") as client:
+        await create_table(client, table)
+    return f"dynamodb://{table}"
 
 
 @pytest.fixture

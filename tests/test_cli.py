@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import main
-from tests.stack import Queues, drain, storage_request
+from tests.stack import Queues, drain, running_worker, send, storage_request
 
 
 def write(tmp_path: Path, documents: list[Any]) -> str:
@@ -63,7 +63,37 @@ async def _in_thread(args: list[str]) -> int:
     return await anyio.to_thread.run_sync(main, args)
 
 
-@pytest.mark.parametrize("command", ["run", "send", "validate", "demo", "emulator"])
+async def test_inspect_and_requests_read_the_ledger(
+    tmp_path: Path, sqs: Any, queues: Queues, emulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1. A worker runs one request that succeeds and one the API refuses (unknown app).
+    2. `orchestrator inspect` prints each one's steps: job id and status, or the API's error.
+    3. `orchestrator requests --status FAILED` lists only the failed one; an unknown id exits 1."""
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ok, bad = (
+        storage_request("ok-1", "app1", "dev", "s1"),
+        storage_request("bad-1", "nope", "dev", "s"),
+    )
+    await send(sqs, queues.main, [ok, bad])
+    async with running_worker(queues.settings(ledger=ledger)):
+        events = {e["request_id"]: e for e in await drain(sqs, queues.results, 2)}
+    capsys.readouterr()
+    assert await _in_thread(["inspect", "ok-1", "--ledger", ledger, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "SUCCEEDED"
+    assert record["steps"][0]["job_id"] == events["ok-1"]["steps"][0]["job_id"]
+    assert await _in_thread(["inspect", "bad-1", "--ledger", ledger]) == 0
+    shown = capsys.readouterr().out
+    assert "bad-1: FAILED" in shown and "NotFoundException" in shown
+    assert await _in_thread(["requests", "--status", "failed", "--ledger", ledger]) == 0
+    listed = capsys.readouterr().out
+    assert "bad-1" in listed and "ok-1" not in listed
+    assert await _in_thread(["inspect", "never-sent", "--ledger", ledger]) == 1
+
+
+@pytest.mark.parametrize(
+    "command", ["run", "send", "validate", "inspect", "requests", "init-ledger", "demo", "emulator"]
+)
 def test_every_command_has_help(command: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", command, "--help"],

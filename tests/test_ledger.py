@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,16 +14,23 @@ import pytest
 
 from orchestrator.emulator import EmulatorConfig
 from orchestrator.lease import held
-from orchestrator.ledger import Ledger, SqliteLedger
+from orchestrator.ledger import Ledger, open_ledger
+from orchestrator.ledger_dynamodb import LedgerConflict
 from orchestrator.outcome import DISPATCHED
 from tests.stack import Queues, drain, queue_counts, running_worker, send, storage_request
 
 
-@pytest.fixture(params=["sqlite"])
-async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
-    backend: Ledger = SqliteLedger(str(tmp_path / "ledger.db"))
-    yield backend
-    await backend.close()
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "dynamodb":
+        return str(request.getfixturevalue("ledger_table"))
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+async def ledger(ledger_url: str) -> AsyncIterator[Ledger]:
+    async with open_ledger(ledger_url) as backend:
+        yield backend
 
 
 async def test_begin_creates_then_counts_deliveries(ledger: Ledger) -> None:
@@ -49,9 +57,9 @@ async def test_find_by_status(ledger: Ledger) -> None:
     assert await ledger.get("missing") is None
 
 
-async def test_lease_is_exclusive_until_released_or_expired(tmp_path: Path) -> None:
-    now = [1000.0]
-    ledger = SqliteLedger(str(tmp_path / "leases.db"), clock=lambda: now[0])
+async def test_lease_is_exclusive_until_released_or_expired(ledger: Ledger) -> None:
+    now = [time.time()]
+    ledger._clock = lambda: now[0]  # type: ignore[attr-defined]  # both backends take a clock
     assert await ledger.acquire_lease("env:a/dev", "w1", ttl=30)
     assert not await ledger.acquire_lease("env:a/dev", "w2", ttl=30)
     assert await ledger.acquire_lease("env:a/dev", "w1", ttl=30)  # renewal
@@ -59,9 +67,27 @@ async def test_lease_is_exclusive_until_released_or_expired(tmp_path: Path) -> N
     assert await ledger.acquire_lease("env:a/dev", "w2", ttl=10)
     now[0] += 9
     assert not await ledger.acquire_lease("env:a/dev", "w3", ttl=30)
+    await ledger.release_lease("env:a/dev", "w3")  # not the owner: no effect
+    assert not await ledger.acquire_lease("env:a/dev", "w3", ttl=30)
     now[0] += 2  # w2 stopped renewing: its lease has expired
     assert await ledger.acquire_lease("env:a/dev", "w3", ttl=30)
-    await ledger.close()
+
+
+async def test_a_stale_writer_cannot_overwrite_newer_progress(ledger_table: str) -> None:
+    """1. Replica A begins request r and reads its record.
+    2. Replica B (its own ledger handle) takes over and saves progress.
+    3. A's save, based on the old record, is refused instead of erasing B's progress."""
+    async with open_ledger(ledger_table) as a, open_ledger(ledger_table) as b:
+        record_a = await a.begin("r", ["CreateBackendStorage"])
+        record_b = await b.begin("r", ["CreateBackendStorage"])
+        record_b.steps[0].job_id = "job-b"
+        await b.save(record_b)
+        record_a.steps[0].job_id = "job-a"
+        with pytest.raises(LedgerConflict):
+            await a.save(record_a)
+        stored = await b.get("r")
+        assert stored is not None and stored.steps[0].job_id == "job-b"
+        assert stored.deliveries == 2
 
 
 async def test_held_lease_excludes_a_second_holder(ledger: Ledger) -> None:
@@ -95,15 +121,15 @@ def emulator_config() -> EmulatorConfig:
 
 
 async def test_two_workers_with_duplicate_deliveries_mutate_once(
-    sqs: Any, queues: Queues, emulator: Any, tmp_path: Path
+    sqs: Any, queues: Queues, emulator: Any, ledger_url: str
 ) -> None:
     """1. 30 requests over 10 environments, each sent TWICE (a producer retrying).
-    2. Two workers share the queue and one ledger file.
+    2. Two workers share the queue and one ledger (a SQLite file, or a DynamoDB table).
     3. Every request mutates exactly once; its two outcome events are identical; no two jobs
        overlap on one environment; the queue ends empty."""
     bodies = [storage_request(f"dup-{i}", f"app{i % 10}", "dev", f"s{i}") for i in range(30)]
     await send(sqs, queues.main, bodies + bodies)
-    settings = queues.settings(ledger=f"sqlite:///{tmp_path / 'shared.db'}", concurrency=8)
+    settings = queues.settings(ledger=ledger_url, concurrency=8)
     async with running_worker(settings), running_worker(settings):
         events = await drain(sqs, queues.results, 60, deadline=90)
     by_request: dict[str, list[str]] = {}

@@ -1,0 +1,610 @@
+"""The chaos and fault suite: crashes, API faults, an SQS outage, SIGTERM, competing replicas.
+
+``make chaos`` (``python -m bench.chaos``) runs every scenario at full size against moto's
+server and the AmplifyBackend emulator on loopback, with real ``orchestrator run`` processes,
+and prints a table (also written to ``bench/results/chaos.json``). ``tests/test_chaos.py``
+runs the same scenarios small inside ``make test``.
+
+Each scenario checks the same invariants and reports them:
+
+* every request has an outcome event, and all of a request's events are identical (lost,
+  inconsistent);
+* no change was made twice: each request's resource was mutated once (duplicates);
+* no two jobs overlapped on one environment (the emulator counts conflicts);
+* nothing is left on the change queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from tests.stack import auth_request, create_queues, queue_counts, send, storage_request
+
+APPS = [f"app{i}" for i in range(10)]
+ENVIRONMENTS = ["dev", "prod"]
+#: Worker settings for chaos runs: short visibility and leases so a killed worker's messages
+#: and environments come back within seconds, fast sweeps and backoff.
+WORKER_SETTINGS = {
+    "metrics_host": "127.0.0.1",
+    "metrics_port": "0",
+    "concurrency": "32",
+    "visibility_timeout": "6",
+    "wait_time_seconds": "1",
+    "shutdown_grace": "5",
+    "lease_ttl": "4",
+    "job_timeout": "120",
+    "sweep_min": "0.05",
+    "sweep_max": "0.5",
+    "list_grace": "10",
+    "backoff_base": "0.05",
+    "backoff_cap": "1",
+    "initial_rate": "50",
+    "log_level": "INFO",
+}
+
+
+@dataclass
+class Stack:
+    """What a scenario runs against: an SQS client, the emulator and a scratch directory."""
+
+    sqs: Any
+    sqs_endpoint: str
+    emulator: Any
+    workdir: Path
+
+
+@dataclass
+class Report:
+    scenario: str
+    requests: int
+    injected: str
+    outcomes: dict[str, int] = field(default_factory=dict)
+    lost: int = 0
+    inconsistent: int = 0
+    duplicates: int = 0
+    overlaps: int = 0
+    left_on_queue: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        bad = self.lost + self.inconsistent + self.duplicates + self.overlaps + self.left_on_queue
+        return bad == 0 and not [n for n in self.notes if n.startswith("FAIL")]
+
+
+# --- the change requests --------------------------------------------------------------------
+
+
+def change_requests(count: int, tag: str) -> list[dict[str, Any]]:
+    """Single-step storage requests, every fifth a two-step auth then storage request."""
+    bodies = []
+    for i in range(count):
+        app, env = APPS[i % len(APPS)], ENVIRONMENTS[(i // len(APPS)) % 2]
+        storage = storage_request(f"{tag}-{i}", app, env, f"{tag}s{i}")
+        if i % 5 == 4:
+            auth = auth_request(f"{tag}-{i}", app, env, f"{tag}a{i}")
+            storage = {
+                "request_id": f"{tag}-{i}",
+                "steps": [
+                    {"operation": auth["operation"], "params": auth["params"]},
+                    {"operation": storage["operation"], "params": storage["params"]},
+                ],
+            }
+        bodies.append(storage)
+    return bodies
+
+
+# --- worker processes -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcesses:
+    """``orchestrator run`` subprocesses sharing one configuration; output to a log file."""
+
+    def __init__(self, stack: Stack, queues: Any, ledger: str, **overrides: str) -> None:
+        settings = {**WORKER_SETTINGS, **overrides}
+        self.env = dict(os.environ)
+        self.env.update({f"ORCHESTRATOR_{k.upper()}": v for k, v in settings.items()})
+        self.env.update(
+            ORCHESTRATOR_QUEUE_URL=queues.main,
+            ORCHESTRATOR_RESULTS_QUEUE_URL=queues.results,
+            ORCHESTRATOR_LEDGER=ledger,
+            AWS_ENDPOINT_URL_SQS=overrides.get("sqs_endpoint", stack.sqs_endpoint),
+            AWS_ENDPOINT_URL_AMPLIFYBACKEND=stack.emulator.url,
+        )
+        self.env.pop("ORCHESTRATOR_SQS_ENDPOINT", None)
+        self.log_path = stack.workdir / "workers.log"
+        self.running: list[anyio.abc.Process] = []
+
+    async def start(self) -> anyio.abc.Process:
+        with self.log_path.open("ab") as log_file:
+            process = await anyio.open_process(
+                [sys.executable, "-m", "orchestrator.cli", "run"],
+                env=self.env,
+                stdout=log_file,
+                stderr=log_file,
+            )
+        self.running.append(process)
+        return process
+
+    async def kill(self, process: anyio.abc.Process) -> None:
+        process.kill()  # SIGKILL: no cleanup, no release, no flush
+        await process.wait()
+        self.running.remove(process)
+
+    async def terminate(self, process: anyio.abc.Process, deadline: float) -> tuple[int, float]:
+        """SIGTERM; (exit code, seconds to exit)."""
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(deadline):
+            code = await process.wait()
+        self.running.remove(process)
+        return code, time.monotonic() - began
+
+    async def stop_all(self) -> None:
+        for process in list(self.running):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        self.running.clear()
+
+
+# --- collecting outcomes and checking invariants --------------------------------------------
+
+
+class Outcomes:
+    """Drains the results queue in the background; every event a request got, in order."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self._changed = anyio.Event()
+
+    async def run(self) -> None:
+        while True:
+            response = await self._sqs.receive_message(
+                QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            messages = response.get("Messages", [])
+            for message in messages:
+                event = json.loads(message["Body"])
+                self.events.setdefault(event["request_id"], []).append(event)
+            if messages:
+                await self._sqs.delete_message_batch(
+                    QueueUrl=self._url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)
+                    ],
+                )
+                self._changed.set()
+                self._changed = anyio.Event()
+
+    @property
+    def finished(self) -> int:
+        return len(self.events)
+
+    async def wait_for(self, count: int, deadline: float) -> None:
+        with anyio.fail_after(deadline):
+            while self.finished < count:
+                await self._changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def collecting(sqs: Any, queue_url: str) -> AsyncIterator[Outcomes]:
+    outcomes = Outcomes(sqs, queue_url)
+    async with anyio.create_task_group() as group:
+        group.start_soon(outcomes.run)
+        yield outcomes
+        group.cancel_scope.cancel()
+
+
+async def finish(stack: Stack, queues: Any, outcomes: Outcomes, requests: int) -> None:
+    """Wait (workers still running) for every outcome, then for redeliveries to be worked off.
+    A request still missing at the deadline is reported as lost by :func:`check`."""
+    with contextlib.suppress(TimeoutError):
+        await outcomes.wait_for(requests, deadline=60 + requests)
+    await settle(stack.sqs, queues.main, deadline=30)
+
+
+async def check(
+    report: Report, stack: Stack, queues: Any, outcomes: Outcomes, request_ids: Iterable[str]
+) -> Report:
+    """Fill in the invariants: lost, inconsistent, duplicates, overlaps, left on the queue."""
+    wanted = set(request_ids)
+    report.lost = len(wanted - set(outcomes.events))
+    report.inconsistent = sum(
+        1 for events in outcomes.events.values() if len(_versions(events)) > 1
+    )
+    report.outcomes = dict(Counter(e[0]["outcome"] for e in outcomes.events.values()))
+    mutations = Counter(
+        (job.get("Operation"), job.get("resourceName")) for job in stack.emulator.jobs()
+    )
+    report.duplicates = sum(count - 1 for count in mutations.values() if count > 1)
+    report.overlaps = int(stack.emulator.stats()["conflicts"])
+    visible, in_flight = await settle(stack.sqs, queues.main)
+    report.left_on_queue = visible + in_flight
+    return report
+
+
+def _versions(events: list[dict[str, Any]]) -> set[str]:
+    return {
+        json.dumps({k: v for k, v in e.items() if k != "message_id"}, sort_keys=True)
+        for e in events
+    }
+
+
+async def settle(sqs: Any, queue_url: str, deadline: float = 15.0) -> tuple[int, int]:
+    """Queue counts once deletes have landed (batched deletes linger briefly)."""
+    counts = await queue_counts(sqs, queue_url)
+    with anyio.move_on_after(deadline):
+        while counts != (0, 0):
+            await anyio.sleep(0.2)
+            counts = await queue_counts(sqs, queue_url)
+    return counts
+
+
+def readiness(port: int) -> int:
+    """HTTP status of the worker's /readyz (0 if it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+async def poll(predicate: Callable[[], bool], deadline: float, every: float = 0.1) -> float:
+    """Seconds until ``predicate()`` held; TimeoutError after ``deadline``."""
+    began = time.monotonic()
+    with anyio.fail_after(deadline):
+        # Polling is the only option: the state is in another process, behind HTTP.
+        while not await anyio.to_thread.run_sync(predicate):  # noqa: ASYNC110
+            await anyio.sleep(every)
+    return time.monotonic() - began
+
+
+# --- a TCP proxy that can take SQS away -----------------------------------------------------
+
+
+class Proxy:
+    """A loopback TCP proxy to ``target``; ``down()`` closes every connection and refuses new
+    ones until ``up()``: to the worker, the endpoint has gone away."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._listener: anyio.abc.SocketListener | None = None
+        self._connections: set[anyio.abc.SocketStream] = set()
+        self._serving: anyio.CancelScope | None = None
+        self._restarted = anyio.Event()
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        while True:
+            with anyio.CancelScope() as self._serving:
+                listener = await anyio.create_tcp_listener(
+                    local_host="127.0.0.1", local_port=self.port, reuse_port=False
+                )
+                task_status.started()
+                task_status = anyio.TASK_STATUS_IGNORED
+                async with listener, anyio.create_task_group() as connections:
+                    await listener.serve(self._pipe, task_group=connections)
+            await self._restarted.wait()
+
+    async def _pipe(self, client: anyio.abc.SocketStream) -> None:
+        async with client, await anyio.connect_tcp(*self._target) as upstream:
+            self._connections.update((client, upstream))
+            try:
+                async with anyio.create_task_group() as both:
+                    both.start_soon(_copy, client, upstream)
+                    both.start_soon(_copy, upstream, client)
+            finally:
+                self._connections.difference_update((client, upstream))
+
+    def down(self) -> None:
+        self._restarted = anyio.Event()
+        if self._serving is not None:
+            self._serving.cancel()
+
+    def up(self) -> None:
+        self._restarted.set()
+
+
+async def _copy(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
+    with contextlib.suppress(
+        anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError
+    ):
+        async for chunk in source:
+            await sink.send(chunk)
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+        await sink.send_eof()
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+async def kill_restart(stack: Stack, *, requests: int, kills: int, seed: int = 1) -> Report:
+    """kill -9 the worker at random points ``kills`` times, restarting it each time."""
+    rng = random.Random(seed)
+    queues = await create_queues(stack.sqs, visibility=6)
+    bodies = change_requests(requests, "kill")
+    report = Report("kill -9 and restart", requests, f"{kills} kills (SIGKILL)")
+    ledger = f"sqlite:///{stack.workdir / 'kill-ledger.db'}"
+    workers = WorkerProcesses(stack, queues, ledger)
+    began = time.monotonic()
+    await send(stack.sqs, queues.main, bodies)
+    async with collecting(stack.sqs, queues.results) as outcomes:
+        try:
+            for number in range(kills):
+                process = await workers.start()
+                # Kills spread over the run, each at a random point of its stretch.
+                stretch = requests / (kills + 1)
+                target = int(stretch * (number + rng.uniform(0.5, 1.0)))
+                await outcomes.wait_for(target, deadline=120)
+                await anyio.sleep(rng.uniform(0, 0.5))
+                await workers.kill(process)
+                report.notes.append(f"kill {number + 1} after {outcomes.finished} outcomes")
+            await workers.start()
+            await finish(stack, queues, outcomes, requests)
+        finally:
+            await workers.stop_all()
+    report.seconds = time.monotonic() - began
+    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+
+
+async def api_faults(stack: Stack, *, requests: int, seed: int = 2) -> Report:
+    """504 before effect, 500 after effect, connection resets and latency spikes."""
+    stack.emulator.configure(
+        fault_504_ratio=0.10,
+        fault_500_ratio=0.05,
+        fault_reset_ratio=0.02,
+        latency_spike_ratio=0.05,
+        latency_spike=1.0,
+        seed=seed,
+    )
+    queues = await create_queues(stack.sqs, visibility=6)
+    bodies = change_requests(requests, "fault")
+    report = Report("AmplifyBackend faults", requests, "")
+    workers = WorkerProcesses(stack, queues, f"sqlite:///{stack.workdir / 'fault-ledger.db'}")
+    began = time.monotonic()
+    await send(stack.sqs, queues.main, bodies)
+    try:
+        async with collecting(stack.sqs, queues.results) as outcomes:
+            await workers.start()
+            try:
+                await finish(stack, queues, outcomes, requests)
+            finally:
+                await workers.stop_all()
+    finally:
+        faults = stack.emulator.stats()["faults"]
+        stack.emulator.configure(
+            fault_504_ratio=0.0, fault_500_ratio=0.0, fault_reset_ratio=0.0, latency_spike_ratio=0.0
+        )
+    report.injected = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.items()))
+    report.seconds = time.monotonic() - began
+    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+
+
+async def sqs_outage(stack: Stack, *, requests: int, outage: float) -> Report:
+    """SQS goes away for ``outage`` seconds mid-run: not ready meanwhile, recovers alone."""
+    host, _, port = stack.sqs_endpoint.removeprefix("http://").partition(":")
+    proxy = Proxy(host, int(port))
+    queues = await create_queues(stack.sqs, visibility=6)
+    bodies = change_requests(requests, "outage")
+    report = Report("SQS outage", requests, f"SQS unreachable for {outage:g} s")
+    metrics_port = free_port()
+    workers = WorkerProcesses(
+        stack,
+        queues,
+        f"sqlite:///{stack.workdir / 'outage-ledger.db'}",
+        sqs_endpoint=proxy.url,
+        metrics_port=str(metrics_port),
+    )
+    began = time.monotonic()
+    await send(stack.sqs, queues.main, bodies)
+    async with (
+        anyio.create_task_group() as group,
+        collecting(stack.sqs, queues.results) as outcomes,
+    ):
+        await group.start(proxy.serve)
+        process = await workers.start()
+        try:
+            await poll(lambda: readiness(metrics_port) == 200, deadline=30)
+            await outcomes.wait_for(max(1, requests // 4), deadline=60)
+            proxy.down()
+            noticed = await poll(lambda: readiness(metrics_port) == 503, deadline=outage + 30)
+            report.notes.append(f"/readyz 503 after {noticed:.1f} s")
+            await anyio.sleep(max(0.0, outage - noticed))
+            if process.returncode is not None:
+                report.notes.append(f"FAIL: worker exited during the outage ({process.returncode})")
+            report.notes.append(f"{outcomes.finished} outcomes before SQS came back")
+            proxy.up()
+            recovered = await poll(lambda: readiness(metrics_port) == 200, deadline=60)
+            report.notes.append(f"ready again {recovered:.1f} s after SQS came back")
+            await finish(stack, queues, outcomes, requests)
+        finally:
+            await workers.stop_all()
+            group.cancel_scope.cancel()
+    report.seconds = time.monotonic() - began
+    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+
+
+async def sigterm_under_load(stack: Stack, *, requests: int, grace: float = 5.0) -> Report:
+    """SIGTERM mid-run: exits 0 within the grace period; a restart finishes the rest."""
+    queues = await create_queues(stack.sqs, visibility=6)
+    bodies = change_requests(requests, "term")
+    report = Report("SIGTERM under load", requests, f"SIGTERM, grace {grace:g} s")
+    ledger = f"sqlite:///{stack.workdir / 'term-ledger.db'}"
+    workers = WorkerProcesses(stack, queues, ledger, shutdown_grace=str(grace))
+    began = time.monotonic()
+    await send(stack.sqs, queues.main, bodies)
+    async with collecting(stack.sqs, queues.results) as outcomes:
+        try:
+            process = await workers.start()
+            await outcomes.wait_for(max(1, requests // 3), deadline=60)
+            code, took = await workers.terminate(process, deadline=grace + 30)
+            report.notes.append(f"exit code {code} after {took:.1f} s")
+            if code != 0 or took > grace + 5:
+                report.notes.append("FAIL: not a clean exit within the grace period")
+            await workers.start()
+            await finish(stack, queues, outcomes, requests)
+        finally:
+            await workers.stop_all()
+    report.seconds = time.monotonic() - began
+    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+
+
+async def competing_replicas(
+    stack: Stack, ledger_url: str, *, requests: int, replicas: int = 2
+) -> Report:
+    """Several workers on one standard queue sharing a DynamoDB ledger, duplicates sent too."""
+    stack.emulator.configure(conflict_mode="accept")
+    queues = await create_queues(stack.sqs, visibility=6)
+    bodies = change_requests(requests, "replica")
+    report = Report(f"{replicas} replicas, DynamoDB ledger", requests, "every request sent twice")
+    workers = WorkerProcesses(stack, queues, ledger_url)
+    began = time.monotonic()
+    await send(stack.sqs, queues.main, bodies + bodies)
+    try:
+        async with collecting(stack.sqs, queues.results) as outcomes:
+            for _ in range(replicas):
+                await workers.start()
+            try:
+                await finish(stack, queues, outcomes, requests)
+            finally:
+                await workers.stop_all()
+    finally:
+        stack.emulator.configure(conflict_mode="reject")
+    report.seconds = time.monotonic() - began
+    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+
+
+# --- make chaos -----------------------------------------------------------------------------
+
+
+async def run_all(stack: Stack, ledger_url: str, *, scale: float) -> list[Report]:
+    size = max(20, int(300 * scale))
+    reports = [await kill_restart(stack, requests=size, kills=max(5, int(8 * scale)))]
+    stack.emulator.reset()
+    reports.append(await api_faults(stack, requests=max(20, int(200 * scale))))
+    stack.emulator.reset()
+    reports.append(await sqs_outage(stack, requests=size // 2, outage=max(3.0, 20 * scale)))
+    stack.emulator.reset()
+    reports.append(await sigterm_under_load(stack, requests=size))
+    stack.emulator.reset()
+    reports.append(await competing_replicas(stack, ledger_url, requests=size // 2, replicas=3))
+    return reports
+
+
+def print_table(reports: list[Report]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="make chaos")
+    for column in ("scenario", "requests", "injected", "outcomes", "lost", "inconsistent",
+                   "duplicates", "overlaps", "left", "seconds", "result"):  # fmt: skip
+        table.add_column(column)
+    for r in reports:
+        table.add_row(
+            r.scenario, str(r.requests), r.injected,
+            ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items())),
+            str(r.lost), str(r.inconsistent), str(r.duplicates), str(r.overlaps),
+            str(r.left_on_queue), f"{r.seconds:.0f}", "ok" if r.ok else "FAILED",
+        )  # fmt: skip
+    console = Console(width=200)
+    console.print(table)
+    for r in reports:
+        for note in r.notes:
+            console.print(f"  {r.scenario}: {note}", markup=False)
+
+
+async def _main(scale: float, workdir: Path) -> list[Report]:
+    from aiobotocore.session import get_session
+    from moto.server import ThreadedMotoServer
+
+    from orchestrator.emulator import EmulatorConfig, EmulatorThread
+    from orchestrator.ledger_dynamodb import create_table
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="chaos", AWS_SECRET_ACCESS_KEY="chaos", AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+    )  # fmt: skip
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ["AWS_ENDPOINT_URL_SQS"] = os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    config = EmulatorConfig(
+        apps={app: ENVIRONMENTS for app in APPS}, job_duration=(0.2, 1.0), seed=11
+    )
+    try:
+        with EmulatorThread(config) as emulator:
+            async with get_session().create_client("dynamodb") as dynamodb:
+                await create_table(dynamodb, "chaos-ledger")
+            async with get_session().create_client("sqs") as sqs:
+                stack = Stack(sqs, endpoint, emulator, workdir)
+                reports = await run_all(stack, "dynamodb://chaos-ledger", scale=scale)
+    finally:
+        server.stop()
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="1 = full size (300 requests, 20 s outage)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.json"))
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "orchestrator-chaos"
+    )
+    args = parser.parse_args(argv)
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    args.workdir.mkdir(parents=True)
+    print(f"worker logs and ledgers in {args.workdir}")
+    reports = anyio.run(_main, args.scale, args.workdir)
+    print_table(reports)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps([asdict(r) | {"ok": r.ok} for r in reports], indent=2) + "\n")
+    print(f"written to {args.out}")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""The job ledger in DynamoDB: one table shared by every replica, conditional writes throughout.
+
+Table layout (``orchestrator init-ledger`` and ``deploy/cloudformation/queues.yaml`` create it):
+
+* hash key ``pk`` (S); TTL attribute ``expires_at`` (N, epoch seconds);
+* a request: ``pk = "request#<request_id>"`` with ``status``, ``updated_at``, ``record`` (the
+  JSON :class:`~orchestrator.ledger.LedgerRecord`) and ``version`` (N). Every write is
+  conditioned on the version this process last read, so a worker that lost its lease (paused,
+  partitioned) can never overwrite the progress of the replica that took over: its write fails
+  with :class:`LedgerConflict` and the message is retried later. Finished requests expire after
+  ``retention`` seconds (the window in which a redelivered request is recognised);
+* a lease: ``pk = "lease#<key>"`` with ``owner`` and ``expires_at``, taken with a condition
+  (free, expired, or already ours). Expiry compares wall clocks across replicas: keep them in
+  NTP sync (skew far below the lease TTL);
+* global secondary index ``by_status`` (hash ``status``, range ``updated_at``) for
+  ``orchestrator requests --status``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator.clock import wall_time
+from orchestrator.errors import ConfigurationError, TransientError
+from orchestrator.ledger import IN_PROGRESS, LedgerRecord
+from orchestrator.outcome import StepRecord
+
+STATUS_INDEX = "by_status"
+_CONFLICT = "ConditionalCheckFailedException"
+_STATUSES = (IN_PROGRESS, "SUCCEEDED", "FAILED")
+
+
+class LedgerConflict(TransientError):
+    """Another replica changed the request's record since this process read it."""
+
+    reason = "ledger_conflict"
+
+
+class LedgerUnavailable(TransientError):
+    reason = "ledger_unavailable"
+
+
+class DynamoLedger:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        retention: float = 14 * 86400,
+        clock: Callable[[], float] = wall_time,
+    ) -> None:
+        self._db = client
+        self._table = table
+        self._retention = retention
+        self._clock = clock
+        self._versions: dict[str, int] = {}
+
+    async def _call(self, operation: str, **params: Any) -> Any:
+        try:
+            return await getattr(self._db, operation)(TableName=self._table, **params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == _CONFLICT:
+                raise
+            raise LedgerUnavailable(f"ledger {operation} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"ledger {operation} failed: {exc}") from exc
+
+    async def begin(self, request_id: str, operations: list[str]) -> LedgerRecord:
+        record = await self.get(request_id)
+        if record is None:
+            record = LedgerRecord(request_id, steps=[StepRecord(op) for op in operations])
+        else:
+            record.deliveries += 1
+        await self.save(record)
+        return record
+
+    async def save(self, record: LedgerRecord) -> None:
+        record.updated_at = self._clock()
+        expected = self._versions.get(record.request_id)
+        item = {
+            "pk": {"S": _request_key(record.request_id)},
+            "status": {"S": record.status},
+            "updated_at": {"N": repr(record.updated_at)},
+            "record": {"S": record.to_json()},
+            "version": {"N": str((expected or 0) + 1)},
+        }
+        if record.status != IN_PROGRESS:
+            item["expires_at"] = {"N": str(int(record.updated_at + self._retention))}
+        if expected is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": str(expected)}},
+            }
+        try:
+            await self._call("put_item", Item=item, **condition)
+        except ClientError as exc:
+            self._versions.pop(record.request_id, None)
+            raise LedgerConflict(
+                f"request {record.request_id} was changed by another worker"
+            ) from exc
+        self._versions[record.request_id] = (expected or 0) + 1
+
+    async def get(self, request_id: str) -> LedgerRecord | None:
+        response = await self._call(
+            "get_item", Key={"pk": {"S": _request_key(request_id)}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if item is None:
+            self._versions.pop(request_id, None)
+            return None
+        self._versions[request_id] = int(item["version"]["N"])
+        return LedgerRecord.from_json(item["record"]["S"])
+
+    async def find(self, status: str | None, limit: int) -> list[LedgerRecord]:
+        records: list[LedgerRecord] = []
+        for wanted in [status] if status else _STATUSES:
+            response = await self._call(
+                "query",
+                IndexName=STATUS_INDEX,
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": wanted}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+            records += [LedgerRecord.from_json(i["record"]["S"]) for i in response["Items"]]
+        return sorted(records, key=lambda r: r.updated_at, reverse=True)[:limit]
+
+    async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
+        now = self._clock()
+        try:
+            await self._call(
+                "put_item",
+                Item={
+                    "pk": {"S": _lease_key(key)},
+                    "owner": {"S": owner},
+                    "expires_at": {"N": repr(now + ttl)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #o = :o OR expires_at < :now",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": owner}, ":now": {"N": repr(now)}},
+            )
+        except ClientError:
+            return False
+        return True
+
+    async def release_lease(self, key: str, owner: str) -> None:
+        with contextlib.suppress(ClientError):  # already expired and taken by another owner
+            await self._call(
+                "delete_item",
+                Key={"pk": {"S": _lease_key(key)}},
+                ConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": owner}},
+            )
+
+    async def close(self) -> None:
+        """The client belongs to :func:`open_dynamodb_ledger`, which closes it."""
+
+
+def _request_key(request_id: str) -> str:
+    return f"request#{request_id}"
+
+
+def _lease_key(key: str) -> str:
+    return f"lease#{key}"
+
+
+@contextlib.asynccontextmanager
+async def open_dynamodb_ledger(table: str) -> AsyncIterator[DynamoLedger]:
+    """A ledger on an existing table (endpoint, region and credentials from AWS's own chain)."""
+    config = AioConfig(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
+    async with get_session().create_client("dynamodb", config=config) as client:
+        try:
+            await client.describe_table(TableName=table)
+        except ClientError as exc:
+            raise ConfigurationError(
+                f"ledger table {table!r} is not usable ({exc}); create it with "
+                "`orchestrator init-ledger` or deploy/cloudformation/queues.yaml"
+            ) from exc
+        yield DynamoLedger(client, table)
+
+
+async def create_table(client: Any, table: str) -> None:
+    """Create the ledger table (on-demand capacity) and wait until it is active."""
+    await client.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "updated_at", "AttributeType": "N"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    waiter = client.get_waiter("table_exists")
+    await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    await client.update_time_to_live(
+        TableName=table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
