@@ -40,7 +40,8 @@ chaos: $(STAMP)
 
 # 10,000 generated bodies per property against the parser and botocore's validator.
 fuzz: $(STAMP)
-	ORCHESTRATOR_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_messages.py -k "body or model"
+	ORCHESTRATOR_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_messages.py -k "body or model" \
+		--timeout=1800 --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -39,6 +39,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from orchestrator.producer import send_bodies
 from tests.stack import auth_request, create_queues, queue_counts, send, storage_request
 
 APPS = [f"app{i}" for i in range(10)]
@@ -488,16 +489,24 @@ async def sigterm_under_load(stack: Stack, *, requests: int, grace: float = 5.0)
 
 
 async def competing_replicas(
-    stack: Stack, ledger_url: str, *, requests: int, replicas: int = 2
+    stack: Stack, ledger_url: str, *, requests: int, replicas: int = 2, fifo: bool = False
 ) -> Report:
-    """Several workers on one standard queue sharing a DynamoDB ledger, duplicates sent too."""
+    """Several workers on one queue sharing a DynamoDB ledger, every request sent twice.
+
+    Standard queue: per-environment exclusion comes from the ledger's leases. FIFO queue:
+    from ``MessageGroupId = AppId/BackendEnvironmentName`` (``orchestrator send`` sets it), and
+    SQS drops the second copy within its deduplication window."""
     stack.emulator.configure(conflict_mode="accept")
-    queues = await create_queues(stack.sqs, visibility=6)
-    bodies = change_requests(requests, "replica")
-    report = Report(f"{replicas} replicas, DynamoDB ledger", requests, "every request sent twice")
+    queues = await create_queues(stack.sqs, visibility=6, fifo=fifo)
+    bodies = change_requests(requests, "fifo" if fifo else "replica")
+    kind = "FIFO" if fifo else "standard"
+    report = Report(
+        f"{replicas} replicas, {kind} queue, DynamoDB ledger", requests, "every request sent twice"
+    )
     workers = WorkerProcesses(stack, queues, ledger_url)
     began = time.monotonic()
-    await send(stack.sqs, queues.main, bodies + bodies)
+    texts = [json.dumps(body) for body in bodies]
+    await send_bodies(queues.main, texts + texts)
     try:
         async with collecting(stack.sqs, queues.results) as outcomes:
             for _ in range(replicas):
@@ -524,8 +533,11 @@ async def run_all(stack: Stack, ledger_url: str, *, scale: float) -> list[Report
     reports.append(await sqs_outage(stack, requests=size // 2, outage=max(3.0, 20 * scale)))
     stack.emulator.reset()
     reports.append(await sigterm_under_load(stack, requests=size))
-    stack.emulator.reset()
-    reports.append(await competing_replicas(stack, ledger_url, requests=size // 2, replicas=3))
+    for fifo in (False, True):
+        stack.emulator.reset()
+        reports.append(
+            await competing_replicas(stack, ledger_url, requests=size // 2, replicas=3, fifo=fifo)
+        )
     return reports
 
 

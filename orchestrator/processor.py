@@ -136,7 +136,7 @@ class RequestProcessor:
         while True:
             attempt += 1
             try:
-                await self._sqs.send(queue_url, body, attributes)
+                await self._sqs.send(queue_url, body, attributes, group=what)
                 return
             except PermanentError as exc:
                 shown = body if what == "outcome" else f"<{len(body)} bytes, not logged>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,9 +82,19 @@ class Sqs:
         )
 
     async def send(
-        self, queue_url: str, body: str, attributes: Mapping[str, str] | None = None
+        self,
+        queue_url: str,
+        body: str,
+        attributes: Mapping[str, str] | None = None,
+        *,
+        group: str = "orchestrator",
     ) -> None:
+        """Send one message. On a FIFO queue it goes to ``group`` with the body's SHA-256 as
+        deduplication id, so an identical re-sent outcome event is dropped by SQS itself."""
         params: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": body}
+        if queue_url.endswith(".fifo"):
+            params["MessageGroupId"] = group
+            params["MessageDeduplicationId"] = hashlib.sha256(body.encode()).hexdigest()
         if attributes:
             params["MessageAttributes"] = {
                 name: {"DataType": "String", "StringValue": value or "-"}

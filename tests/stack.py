@@ -47,17 +47,22 @@ class Queues:
         return Settings(queue_url=self.main, results_queue_url=self.results, **values)
 
 
-async def create_queues(sqs: Any, *, max_receive_count: int = 5, visibility: int = 30) -> Queues:
+async def create_queues(
+    sqs: Any, *, max_receive_count: int = 5, visibility: int = 30, fifo: bool = False
+) -> Queues:
+    """A change queue with a DLQ (redrive policy) and a results queue, randomly named."""
     suffix = uuid.uuid4().hex[:10]
-    dlq = (await sqs.create_queue(QueueName=f"dlq-{suffix}"))["QueueUrl"]
+    kind = {"FifoQueue": "true"} if fifo else {}
+    name = ".fifo" if fifo else ""
+    dlq = (await sqs.create_queue(QueueName=f"dlq-{suffix}{name}", Attributes=kind))["QueueUrl"]
     arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"][
         "QueueArn"
     ]
     policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive_count)})
     main = (
         await sqs.create_queue(
-            QueueName=f"changes-{suffix}",
-            Attributes={"RedrivePolicy": policy, "VisibilityTimeout": str(visibility)},
+            QueueName=f"changes-{suffix}{name}",
+            Attributes={"RedrivePolicy": policy, "VisibilityTimeout": str(visibility), **kind},
         )
     )["QueueUrl"]
     results = (await sqs.create_queue(QueueName=f"results-{suffix}"))["QueueUrl"]

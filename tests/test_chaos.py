@@ -72,12 +72,15 @@ async def test_sqs_outage_makes_the_worker_unready_then_it_recovers(stack: chaos
     assert any(note.startswith("ready again") for note in report.notes)
 
 
-async def test_competing_replicas_on_dynamodb_never_overlap(
-    stack: chaos.Stack, ledger_table: str
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+async def test_three_replicas_on_dynamodb_never_overlap(
+    stack: chaos.Stack, ledger_table: str, fifo: bool
 ) -> None:
-    """1. Two worker processes share a standard queue and a DynamoDB ledger (moto); every
-       request is sent twice.
-    2. No duplicate mutation, no two jobs at once on an environment, identical outcome events."""
-    report = await chaos.competing_replicas(stack, ledger_table, requests=16, replicas=2)
+    """1. Three worker processes share one queue (standard: leases in the ledger serialise an
+       environment; FIFO: MessageGroupId = AppId/BackendEnvironmentName) and a DynamoDB ledger
+       (moto); every request is sent twice.
+    2. No duplicate mutation, no two jobs at once on an environment, identical outcome events,
+       every request terminal, nothing left on the queue."""
+    report = await chaos.competing_replicas(stack, ledger_table, requests=16, replicas=3, fifo=fifo)
     assert_clean(report)
     assert report.outcomes == {"SUCCEEDED": 16}
