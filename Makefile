@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check orchestrator tests bench
-	$(BIN)/ruff format --check orchestrator tests bench
+	$(BIN)/ruff check orchestrator tests bench grafana deploy
+	$(BIN)/ruff format --check orchestrator tests bench grafana deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict orchestrator

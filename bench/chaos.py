@@ -568,7 +568,7 @@ async def _main(scale: float, workdir: Path) -> list[Report]:
     from moto.server import ThreadedMotoServer
 
     from orchestrator.emulator import EmulatorConfig, EmulatorThread
-    from orchestrator.ledger_dynamodb import create_table
+    from orchestrator.oncall import create_table
 
     os.environ.update(
         AWS_ACCESS_KEY_ID="chaos", AWS_SECRET_ACCESS_KEY="chaos", AWS_DEFAULT_REGION="us-east-1",

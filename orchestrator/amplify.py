@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+import structlog
+
 from orchestrator import servicemodel
 from orchestrator.aws import map_error, result_label
 from orchestrator.backoff import RetryPolicy
@@ -20,6 +22,8 @@ from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.errors import RetriesExhausted, Throttled, TransientError
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import AdaptiveRateLimiter
+
+log = structlog.get_logger().bind(logger="orchestrator.amplify")
 
 
 class AmplifyApi:
@@ -63,13 +67,24 @@ class AmplifyApi:
                         f"{operation} failed {attempt} times; last error: {exc}"
                     ) from exc
                 self._metrics.api_retries.labels(operation, exc.reason).inc()
-                await self._clock.sleep(self._policy.delay(attempt))
+                delay = self._policy.delay(attempt)
+                log.debug(
+                    "call_retry",
+                    operation=operation,
+                    reason=exc.reason,
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                    error=str(exc),
+                )
+                await self._clock.sleep(delay)
 
     async def _attempt(
         self, operation: str, params: Mapping[str, Any], secrets: frozenset[str]
     ) -> dict[str, Any]:
         ticket = await self._limiter.acquire()
         self._metrics.limiter_wait.observe(ticket.waited)
+        if ticket.waited > 0:
+            self._metrics.limiter_delayed.inc()
         method = getattr(self._client, servicemodel.method_name(operation))
         started = time.perf_counter()
         try:

@@ -1,6 +1,7 @@
 """The job ledger in DynamoDB: one table shared by every replica, conditional writes throughout.
 
-Table layout (``orchestrator init-ledger`` and ``deploy/cloudformation/queues.yaml`` create it):
+Table layout (``orchestrator init-ledger`` (:func:`orchestrator.oncall.create_table`) and
+``deploy/cloudformation/queues.yaml`` create it):
 
 * hash key ``pk`` (S); TTL attribute ``expires_at`` (N, epoch seconds);
 * a request: ``pk = "request#<request_id>"`` with ``status``, ``updated_at``, ``record`` (the
@@ -187,33 +188,3 @@ async def open_dynamodb_ledger(table: str) -> AsyncIterator[DynamoLedger]:
                 "`orchestrator init-ledger` or deploy/cloudformation/queues.yaml"
             ) from exc
         yield DynamoLedger(client, table)
-
-
-async def create_table(client: Any, table: str) -> None:
-    """Create the ledger table (on-demand capacity) and wait until it is active."""
-    await client.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "status", "AttributeType": "S"},
-            {"AttributeName": "updated_at", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": STATUS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    waiter = client.get_waiter("table_exists")
-    await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    await client.update_time_to_live(
-        TableName=table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-    )

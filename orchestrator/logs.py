@@ -14,7 +14,14 @@ from typing import TextIO
 import structlog
 
 
-def configure(level: str = "INFO", stream: TextIO | None = None, json: bool | None = None) -> None:
+def configure(
+    level: str = "INFO",
+    stream: TextIO | None = None,
+    json: bool | None = None,
+    *,
+    cache: bool = True,
+) -> None:
+    """Configure structlog once, at the edge (``cache=False`` lets tests reconfigure it)."""
     stream = stream or sys.stderr
     use_json = (not stream.isatty()) if json is None else json
     renderer: structlog.types.Processor = (
@@ -34,5 +41,5 @@ def configure(level: str = "INFO", stream: TextIO | None = None, json: bool | No
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )

@@ -58,6 +58,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.messages_per_receive = Histogram(
+            "orchestrator_sqs_messages_per_receive",
+            "Messages returned by each ReceiveMessage call.",
+            buckets=(0, 1, 2, 3, 5, 8, 10),
+            registry=r,
+        )
         self.deletes = Counter(
             "orchestrator_sqs_deletes_total", "Messages deleted from the queue.", registry=r
         )
@@ -116,6 +122,11 @@ class Metrics:
         self.limiter_throttle_cuts = Counter(
             "orchestrator_rate_limiter_cuts_total",
             "Times the limiter cut its rate after a throttle (once per congestion episode).",
+            registry=r,
+        )
+        self.limiter_delayed = Counter(
+            "orchestrator_rate_limiter_delayed_total",
+            "Calls that had to wait for a rate-limiter token (the rest went at once).",
             registry=r,
         )
         self.limiter_wait = Histogram(

@@ -136,21 +136,32 @@ def redact_params(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _sensitive_strings(shape: Shape | None, value: Any, inside: bool) -> Iterator[str]:
-    if shape is None:
+    if inside or (shape is not None and _is_sensitive(shape)):
+        # Under a sensitive shape every scalar is secret, whatever its type: a value of the
+        # wrong type is quoted back by botocore's validator and must be masked there too.
+        yield from _leaves(value)
+    elif shape is None:
         return
-    inside = inside or _is_sensitive(shape)
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        if inside and str(value):
-            yield str(value)
     elif shape.type_name == "structure" and isinstance(value, Mapping):
         for key, member in value.items():
-            yield from _sensitive_strings(shape.members.get(key), member, inside)
+            yield from _sensitive_strings(shape.members.get(key), member, False)
     elif shape.type_name == "list" and isinstance(value, list):
         for item in value:
-            yield from _sensitive_strings(shape.member, item, inside)
+            yield from _sensitive_strings(shape.member, item, False)
     elif shape.type_name == "map" and isinstance(value, Mapping):
         for item in value.values():
-            yield from _sensitive_strings(shape.value, item, inside)
+            yield from _sensitive_strings(shape.value, item, False)
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):  # keys are member names, not secrets
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None and not isinstance(value, bool) and str(value):
+        yield str(value)
 
 
 def sensitive_strings(operation: str, params: Mapping[str, Any]) -> frozenset[str]:

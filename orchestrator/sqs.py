@@ -48,6 +48,7 @@ class Sqs:
         messages = [_message(raw) for raw in response.get("Messages", [])]
         self._metrics.receives.labels("messages" if messages else "empty").inc()
         self._metrics.messages_received.inc(len(messages))
+        self._metrics.messages_per_receive.observe(len(messages))
         return messages
 
     async def delete(self, queue_url: str, messages: Sequence[Message]) -> list[str]:
