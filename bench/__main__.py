@@ -1,6 +1,6 @@
 """`make bench`: run the benchmark scenarios against the emulator, write bench/results/.
 
-.venv/bin/python -m bench [--quick] [--scenario goodput|tracking] [--out bench/results]
+.venv/bin/python -m bench [--quick] [--scenario goodput|fairness|tracking] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 
 from bench import report
-from bench.scenarios import goodput, tracking
+from bench.scenarios import fairness, goodput, tracking
 
-SCENARIOS = {"goodput": goodput.run, "tracking": tracking.run}
+SCENARIOS = {"goodput": goodput.run, "fairness": fairness.run, "tracking": tracking.run}
 
 
 async def _run(names: list[str], quick: bool) -> dict[str, Any]:

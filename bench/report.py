@@ -39,6 +39,16 @@ def markdown(results: dict[str, Any], command: str, date: str) -> str:
                     f"{row['latency_p99_s']} | {row['drain_s']} |"
                 )
         lines.append("")
+    fairness = results.get("fairness")
+    if fairness:
+        lines += [
+            f"**Fairness** ({fairness['processes']} processes, each our client with 16 tasks, one emulator limit R = {fairness['R']:g}/s, {fairness['seconds']:g} s, no coordination)",
+            "",
+            "| shares | Jain's index | total goodput/R | throttled/attempts |",
+            "|---|---|---|---|",
+            f"| {' / '.join(f'{s:.3f}' for s in fairness['shares'])} | {fairness['jain_index']} | {fairness['total_goodput_over_R']} | {fairness['throttled_ratio']:.2%} |",
+            "",
+        ]
     tracking = results.get("tracking")
     if tracking:
         lines += [

@@ -19,6 +19,15 @@ RATE, BURST = 20.0, 5
 TASKS = 64
 
 
+async def offer(client: Any, calls: Calls, index: int, offered: float, start: float) -> None:
+    """One call until success or final failure, recorded in ``calls``."""
+    if await client.call("CreateBackendStorage", storage_params(APP, "dev", index)):
+        calls.offered.append(offered)
+        calls.done.append(since(start))
+    else:
+        calls.failed += 1
+
+
 async def closed_loop(client: Any, count: int) -> Calls:
     calls = Calls()
     indices = iter(range(count))
@@ -26,12 +35,7 @@ async def closed_loop(client: Any, count: int) -> Calls:
 
     async def worker() -> None:
         for index in indices:
-            offered = since(start)
-            if await client.call("CreateBackendStorage", storage_params(APP, "dev", index)):
-                calls.offered.append(offered)
-                calls.done.append(since(start))
-            else:
-                calls.failed += 1
+            await offer(client, calls, index, since(start), start)
 
     async with anyio.create_task_group() as group:
         for _ in range(TASKS):
@@ -44,19 +48,12 @@ async def poisson(client: Any, count: int, rate: float, seed: int) -> Calls:
     rng = random.Random(seed)
     start = time.perf_counter()
 
-    async def one(index: int, offered: float) -> None:
-        if await client.call("CreateBackendStorage", storage_params(APP, "dev", index)):
-            calls.offered.append(offered)
-            calls.done.append(since(start))
-        else:
-            calls.failed += 1
-
     async with anyio.create_task_group() as group:
         due = 0.0
         for index in range(count):
             due += rng.expovariate(rate)
             await anyio.sleep(max(0.0, due - since(start)))
-            group.start_soon(one, index, due)
+            group.start_soon(offer, client, calls, index, due, start)
     return calls
 
 
