@@ -1,6 +1,7 @@
 """Generate deploy/kubernetes/base/prometheusrule.yaml from grafana/alerts/orchestrator.rules.yaml.
 
-    .venv/bin/python deploy/build_prometheusrule.py
+    .venv/bin/python deploy/build_prometheusrule.py          # write it
+    .venv/bin/python deploy/build_prometheusrule.py --check  # exit 1 if it is out of date
 
 The rules are written once, in grafana/alerts (where promtool tests them); the Prometheus
 Operator gets the same groups wrapped in a PrometheusRule. tests/test_deploy.py checks the
@@ -9,6 +10,7 @@ committed file equals this script's output.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,17 @@ def render() -> str:
     return header + yaml.safe_dump(prometheus_rule(), sort_keys=False, width=100)
 
 
-if __name__ == "__main__":
-    OUT.write_text(render())
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT} is out of date: run deploy/build_prometheusrule.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
     print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from orchestrator import servicemodel
+from orchestrator import logs, servicemodel
 from orchestrator.aws import map_error, result_label
 from orchestrator.backoff import RetryPolicy
 from orchestrator.clock import Clock, MonotonicClock
@@ -81,7 +81,8 @@ class AmplifyApi:
     async def _attempt(
         self, operation: str, params: Mapping[str, Any], secrets: frozenset[str]
     ) -> dict[str, Any]:
-        ticket = await self._limiter.acquire()
+        # Keyed by app: tokens go to apps round-robin (orchestrator.fairness.KeyedTurns).
+        ticket = await self._limiter.acquire(str(params.get("AppId", "")))
         self._metrics.limiter_wait.observe(ticket.waited)
         if ticket.waited > 0:
             self._metrics.limiter_delayed.inc()
@@ -101,6 +102,7 @@ class AmplifyApi:
 
     def _observe(self, operation: str, reason: str, started: float) -> None:
         self._metrics.api_calls.labels(operation, result_label(reason)).inc()
+        logs.count_call(result_label(reason))  # the request's tally for `request_finished`
         self._metrics.api_call_duration.labels(operation).observe(time.perf_counter() - started)
         self._metrics.limiter_rate.set(self._limiter.rate)
 

@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     from orchestrator.worker import Worker, run_until_signalled
 
     config = settings.load(args)
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, log_format=config.log_format)
     anyio.run(run_until_signalled, Worker(config))
     return 0
 

@@ -1,7 +1,10 @@
 """The SQS consumer: long polling with backpressure, a visibility heartbeat, batched deletes.
 
 * Receives (long poll, up to 10, never more than free capacity) only while fewer than
-  ``concurrency`` requests are in progress: a full worker stops receiving.
+  ``concurrency`` requests are in progress plus at most ``backlog`` received messages waiting
+  for a slot (and less than ``backlog_bytes`` of their bodies): a full worker stops receiving.
+  Slots are granted max-min fairly between apps (:class:`orchestrator.fairness.FairSlots`), so
+  one app's flood cannot hold every slot while another app's messages wait.
 * One heartbeat task extends every in-progress message's visibility (batches of 10) every
   third of the visibility timeout, for as long as its request runs, including job waits.
 * A message is deleted (batched) only after its handler returned, i.e. after the outcome event
@@ -24,6 +27,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.fairness import FairSlots, SlotsClosed, app_key
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import MAX_BATCH, Message, Sqs, ids_to_messages
 
@@ -41,6 +45,10 @@ class ConsumerSettings:
     shutdown_grace: float = 30.0
     delete_linger: float = 0.05
     error_backoff_cap: float = 5.0
+    #: Per-app fairness: received messages that may wait for a slot (0 with ``fair`` off).
+    fair: bool = True
+    backlog: int = 256
+    backlog_bytes: int = 32 * 2**20
 
 
 class Consumer:
@@ -49,7 +57,9 @@ class Consumer:
         self._handler = handler
         self._s = settings
         self._metrics = metrics
-        self._slots = anyio.Semaphore(settings.concurrency)
+        backlog = settings.backlog if settings.fair else 0
+        self._slots = anyio.Semaphore(settings.concurrency + backlog)  # receiving
+        self._run_slots = FairSlots(settings.concurrency, fair=settings.fair)  # running
         self._in_progress: dict[str, Message] = {}
         self._idle = anyio.Event()
         self._idle.set()
@@ -80,6 +90,7 @@ class Consumer:
                         anyio.current_time() + self._s.wait_time_seconds + 2
                     )
                 self.receiving = False
+                self._run_slots.close()  # messages still waiting for a slot are released now
                 self._metrics.ready.set(0)
                 log.info("draining", in_progress=self.in_progress, grace=self._s.shutdown_grace)
                 with anyio.move_on_after(max(0.0, drain_until - anyio.current_time())):
@@ -122,6 +133,7 @@ class Consumer:
             await self._release(message)
 
     async def _take_slots(self) -> int:
+        await self._run_slots.backlog_below(self._s.backlog_bytes)
         await self._slots.acquire()
         taken = 1
         while taken < MAX_BATCH and self._slots.value > 0:
@@ -140,7 +152,11 @@ class Consumer:
 
     async def _handle(self, message: Message) -> None:
         try:
-            await self._handler(message)
+            async with self._run_slots.slot(app_key(message.body), len(message.body)):
+                await self._handler(message)
+        except SlotsClosed:  # shutdown before it started: back on the queue at once
+            with anyio.CancelScope(shield=True):
+                await self._release(message)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self._release(message)

@@ -3,15 +3,25 @@
 Every line carries ``timestamp``, ``level``, ``logger`` and ``event``, plus whatever the task
 bound through contextvars (``request_id``, ``operation``, ``app_id``, ``environment``,
 ``job_id``). Field names are documented in docs/logging.md.
+
+Also here: the per-request tally of AmplifyBackend call results that the canonical
+``request_finished`` line reports (``api_calls``, ``throttles``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TextIO
 
+import anyio
 import structlog
+
+FORMATS = ("auto", "json", "console")
 
 
 def configure(
@@ -20,9 +30,18 @@ def configure(
     json: bool | None = None,
     *,
     cache: bool = True,
+    log_format: str = "auto",
 ) -> None:
-    """Configure structlog once, at the edge (``cache=False`` lets tests reconfigure it)."""
+    """Configure structlog once, at the edge (``cache=False`` lets tests reconfigure it).
+
+    ``log_format``: ``json``, ``console``, or ``auto`` (JSON unless the stream is a terminal);
+    ``json`` (a bool) overrides it.
+    """
+    if log_format not in FORMATS:
+        raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     stream = stream or sys.stderr
+    if json is None and log_format != "auto":
+        json = log_format == "json"
     use_json = (not stream.isatty()) if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -43,3 +62,26 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=cache,
     )
+
+
+# The tally of the task that is running a request, and that task's id: tasks spawned from it
+# (a tracker sweep started by its first job) inherit the variable but must not count into it.
+_calls: ContextVar[tuple[Counter[str], int] | None] = ContextVar("orchestrator_calls", default=None)
+
+
+@contextlib.contextmanager
+def counting_calls() -> Iterator[Counter[str]]:
+    """Tally AmplifyBackend call results (``ok``, ``throttled``, ...) made by this task."""
+    calls: Counter[str] = Counter()
+    token = _calls.set((calls, anyio.get_current_task().id))
+    try:
+        yield calls
+    finally:
+        _calls.reset(token)
+
+
+def count_call(result: str) -> None:
+    """Count one call result into the current request's tally, if there is one."""
+    current = _calls.get()
+    if current is not None and current[1] == anyio.get_current_task().id:
+        current[0][result] += 1

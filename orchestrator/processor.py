@@ -10,11 +10,14 @@ from its report.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 import anyio
 import structlog
 
+from orchestrator import logs
 from orchestrator.backoff import RetryPolicy
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.errors import (
@@ -76,12 +79,13 @@ class RequestProcessor:
                 steps=len(request.steps),
                 receive_count=message.receive_count,
             )
-            outcome = await self._dispatcher.execute(request)
+            with logs.counting_calls() as calls:
+                outcome = await self._dispatcher.execute(request)
         finally:
             self._metrics.requests_in_progress.dec()
         outcome.message_id = message.message_id
         with anyio.CancelScope(shield=True):
-            await self._report(outcome, request.reply_to, started)
+            await self._report(outcome, request.reply_to, started, calls)
 
     async def _reject(self, message: Message, exc: RequestRejected, started: float) -> None:
         request_id = exc.request_id or best_effort_request_id(message.body)
@@ -99,7 +103,13 @@ class RequestProcessor:
             self._metrics.dlq_moves.labels(exc.reason).inc()
             await self._report(outcome, None, started)
 
-    async def _report(self, outcome: RequestOutcome, reply_to: str | None, started: float) -> None:
+    async def _report(
+        self,
+        outcome: RequestOutcome,
+        reply_to: str | None,
+        started: float,
+        calls: Counter[str] | None = None,
+    ) -> None:
         duration = time.perf_counter() - started
         destination = reply_to or self._to.results_queue_url
         if destination:
@@ -120,9 +130,12 @@ class RequestProcessor:
                     "job_id": s.job_id,
                     "status": s.status,
                     "attempts": s.attempts,
+                    "duration_s": _seconds_between(s.started_at, s.finished_at),
                 }
                 for s in outcome.steps
             ],
+            api_calls=sum(calls.values()) if calls else 0,
+            throttles=calls["throttled"] if calls else 0,
             duration_s=round(duration, 3),
         )
 
@@ -148,3 +161,11 @@ class RequestProcessor:
                 if not self._policy.should_retry(attempt):
                     raise DeliveryFailed(f"{what} not sent to {queue_url}: {exc}") from exc
                 await anyio.sleep(self._policy.delay(attempt))
+
+
+def _seconds_between(started: str | None, finished: str | None) -> float | None:
+    """A step's duration from its ISO timestamps (None until it has both)."""
+    if not started or not finished:
+        return None
+    delta = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
+    return round(delta.total_seconds(), 3)

@@ -44,8 +44,11 @@ class Settings:
     backoff_cap: float = 20.0
     initial_rate: float = 10.0
     max_rate: float = 1000.0
+    app_fairness: bool = True
+    fair_backlog: int = 256
     allow_destructive: frozenset[str] = field(default_factory=frozenset)
     log_level: str = "INFO"
+    log_format: str = "auto"
     ledger: str = DEFAULT_LEDGER
     lease_ttl: float = 30.0
 
@@ -53,7 +56,9 @@ class Settings:
         return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_cap)
 
     def limiter(self) -> LimiterSettings:
-        return LimiterSettings(initial_rate=self.initial_rate, max_rate=self.max_rate)
+        return LimiterSettings(
+            initial_rate=self.initial_rate, max_rate=self.max_rate, fair_keys=self.app_fairness
+        )
 
     def tracker(self) -> TrackerSettings:
         return TrackerSettings(
@@ -78,6 +83,9 @@ _HELP = {
     "job_timeout": "seconds a job may take before its request FAILS",
     "allow_destructive": "comma-separated destructive operations to accept (e.g. DeleteBackend)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "log_format": "json, console, or auto (JSON unless stderr is a terminal)",
+    "app_fairness": "share request slots and rate-limiter tokens fairly between apps",
+    "fair_backlog": "received messages that may wait for a request slot (to see past a flood)",
     "lease_ttl": "seconds a dead worker's leases (request, environment) block the others",
     "ledger": "job ledger: sqlite:///PATH.db (one host) or dynamodb://TABLE (many replicas)",
 }

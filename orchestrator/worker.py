@@ -127,6 +127,8 @@ class Worker:
             visibility_timeout=s.visibility_timeout,
             wait_time_seconds=s.wait_time_seconds,
             shutdown_grace=s.shutdown_grace,
+            fair=s.app_fairness,
+            backlog=s.fair_backlog,
         )
 
 

@@ -59,23 +59,65 @@ async def test_cut_uses_measured_rate_when_rate_was_never_reached() -> None:
 
 
 async def test_cubic_recovery_reaches_previous_max_then_probes_beyond() -> None:
-    """After a cut at w_max, success grows the rate back to w_max at t=K, then above it."""
+    """After a cut from w_max, success grows the rate back to w_max at t=K, then above it;
+    the growth is absolute: K = cbrt((w_max - beta * w_max) / c)."""
     clock = ManualClock()
-    c, beta = 0.4, 0.7
+    c, beta = 1.0, 0.8
     rl = limiter(clock, initial_rate=20.0, beta=beta, cubic_c=c)
     tickets = [await rl.acquire() for _ in range(20)]
     rl.on_throttle(tickets[-1])
     w_max = rl.rate / beta
-    k = ((1 - beta) / c) ** (1 / 3)
+    k = ((w_max - rl.rate) / c) ** (1 / 3)
     clock.advance(k / 2)
     rl.on_success(Ticket(clock.now(), 0.0))
     assert beta * w_max < rl.rate < w_max
     clock.advance(k / 2)
     rl.on_success(Ticket(clock.now(), 0.0))
     assert rl.rate == pytest.approx(w_max, rel=0.01)
-    clock.advance(2.0)
+    clock.advance(3.0)
     rl.on_success(Ticket(clock.now(), 0.0))
-    assert rl.rate > 1.5 * w_max
+    assert rl.rate == pytest.approx(w_max + c * 27, rel=0.01)
+
+
+async def test_growth_is_absolute_so_unequal_clients_converge() -> None:
+    """Two clients cut at 30/s and 10/s regrow in calls/s, not in proportion: four seconds
+    later their ratio is well below 3 (a proportional growth would keep it at 3)."""
+    clock = ManualClock()
+    big, small = limiter(clock, initial_rate=30.0), limiter(clock, initial_rate=10.0)
+    for rl, n in ((big, 30), (small, 10)):
+        tickets = [await rl.acquire() for _ in range(n)]
+        rl.on_throttle(tickets[-1])
+    clock.advance(4.0)
+    for rl in (big, small):
+        rl.on_success(Ticket(clock.now(), 0.0))
+    assert big.rate / small.rate < 2.5
+
+
+async def test_fast_convergence_gives_up_share_when_cut_below_previous_max() -> None:
+    """A second cut at a lower rate than the first sets w_max between the two."""
+    clock = ManualClock()
+    rl = limiter(clock, initial_rate=20.0, beta=0.8)
+    tickets = [await rl.acquire() for _ in range(20)]
+    rl.on_throttle(tickets[-1])  # w_max 20, rate 16
+    clock.advance(0.01)
+    rl.on_throttle(await rl.acquire())  # estimate 16 < 20: w_max = 16 * 0.9
+    assert rl.rate == pytest.approx(16 * 0.8, rel=0.05)
+    clock.advance(10.0)
+    rl.on_success(Ticket(clock.now(), 0.0))
+    assert rl.rate > 16 * 0.9  # probing again after the plateau
+
+
+async def test_cut_starts_from_the_accepted_rate() -> None:
+    """A client sending 20/s of which 10/s succeed is cut from 10/s, not 20/s."""
+    clock = ManualClock()
+    rl = limiter(clock, initial_rate=20.0, max_rate=20.0, beta=0.8, accepted_window=5.0)
+    ticket = Ticket(clock.now(), 0.0)
+    for i in range(100):  # 5 s at 20/s, every other call accepted
+        ticket = await rl.acquire()
+        if i % 2:
+            rl.on_success(ticket)
+    rl.on_throttle(ticket)
+    assert rl.rate == pytest.approx(0.8 * 10, rel=0.1)
 
 
 async def test_slow_start_doubles_only_while_demand_fills_the_rate() -> None:

@@ -16,10 +16,10 @@ import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from bench.harness import percentile, storage_params
+from bench.harness import EmulatorProcess, percentile, storage_params
 from orchestrator.amplify import AmplifyApi
 from orchestrator.metrics import Metrics
-from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
+from orchestrator.ratelimit import AdaptiveRateLimiter
 from orchestrator.settings import Settings
 from orchestrator.tracker import JobTracker
 
@@ -48,7 +48,7 @@ async def ours(client: Any, jobs: list[tuple[str, str]]) -> list[float]:
         sweep_max=defaults.sweep_max / SCALE,
         list_grace=defaults.list_grace / SCALE,
     )
-    limiter = AdaptiveRateLimiter(LimiterSettings(initial_rate=1000.0, max_rate=5000.0))
+    limiter = AdaptiveRateLimiter(settings.limiter())
     api = AmplifyApi(client, limiter, settings.retry_policy(), Metrics())
     tracker = JobTracker(api, Metrics(), settings.tracker())
     delays: list[float] = []
@@ -86,7 +86,7 @@ async def cli_way(client: Any, jobs: list[tuple[str, str]]) -> list[float]:
     return delays
 
 
-async def run(emulator: Any, quick: bool) -> dict[str, Any]:
+async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
     count, env_count = (200, 10) if quick else (1000, 20)
     environments = [f"env{i}" for i in range(env_count)]
     results: dict[str, Any] = {"jobs": count, "environments": env_count, "time_scale": SCALE}
@@ -118,4 +118,5 @@ async def run(emulator: Any, quick: bool) -> dict[str, Any]:
     )
     results["fewer_calls_ratio"] = round(ratio, 1)
     results["sweep_max_scaled_s"] = Settings(queue_url="unused").sweep_max / SCALE
+    results["detection_target_s"] = round((Settings(queue_url="unused").sweep_max + 1) / SCALE, 2)
     return results
