@@ -46,6 +46,8 @@ class ConsumerSettings:
     delete_linger: float = 0.05
     error_backoff_cap: float = 5.0
     #: Per-app fairness: received messages that may wait for a slot (0 with ``fair`` off).
+    #: Concurrent long polls (more read a deep queue faster, e.g. past one app's flood).
+    receivers: int = 1
     fair: bool = True
     backlog: int = 256
     backlog_bytes: int = 32 * 2**20
@@ -81,7 +83,8 @@ class Consumer:
             services.start_soon(self._delete_batches)
             async with anyio.create_task_group() as handlers:
                 async with anyio.create_task_group() as receiving:
-                    receiving.start_soon(self._receive_loop, handlers, stop)
+                    for _ in range(self._s.receivers):
+                        receiving.start_soon(self._receive_loop, handlers, stop)
                     await stop.wait()
                     drain_until = anyio.current_time() + self._s.shutdown_grace
                     # A long poll in flight is not cancelled (its messages would stay invisible

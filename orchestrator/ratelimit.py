@@ -6,23 +6,30 @@ everybody already queued (no stale reservations turning into a retry storm).
 
 Adaptation (CUBIC, RFC 8312 shape, rates in calls/s):
 
-* **throttled** → the sending estimate ``e = min(rate, measured send rate, accepted rate)``;
-  ``rate = beta * e`` and ``w_max = e`` (or ``e * (1 + beta) / 2`` when ``e`` is below the previous
-  ``w_max``: *fast convergence*, a flow that had more gives some up). Only throttles of calls
-  *sent after* the previous cut count: one congestion episode is one cut, however many in-flight
-  calls it throttled.
-* **success** → ``rate(t) = w_max + c * (t - K)**3`` with ``K = cbrt((w_max - rate_after_cut) /
-  c)``, ``t`` seconds since the cut: recovery towards ``w_max``, a plateau there, then an
+* **throttled** → the estimate ``e`` of what the service accepts from us: the allowed rate,
+  lowered to the rate actually sent if the callers used less than half of it, and to the rate
+  *accepted* (successes) over ``accepted_window`` once that window holds ``min_samples``
+  successes (fewer are noise, and a noisy minimum starves small clients). Then ``rate = beta *
+  e`` and ``w_max = e``, or ``e * (1 + beta) / 2`` when ``e`` fell more than
+  ``convergence_margin`` below the previous ``w_max`` (*fast convergence*: a client that had
+  more gives some up; the margin keeps a lone client's noise from lowering its plateau). Only
+  throttles of calls *sent after* the previous cut count: one congestion episode, one cut.
+* **success** → ``rate(t) = w_max + c * (t - K)**3``, ``K = cbrt((w_max - rate_after_cut) /
+  c)``, ``t`` seconds since the cut: recovery to ``w_max``, a plateau there, then an
   accelerating probe beyond it. The growth is **absolute** (calls/s), the same for every client
-  sharing a limit, so multiplicative decrease moves uncoordinated clients towards equal shares
-  (a growth proportional to each client's own rate would keep an unequal split). Before the
-  first throttle it is in slow start: the rate doubles each time the measured send rate reaches
-  it.
+  sharing a limit, so multiplicative decrease moves uncoordinated clients towards equal shares.
+* **slow start** (before the first throttle, and again once the service accepted
+  ``rise_margin`` more than ``w_max`` over the last ``window``, i.e. the limit rose): the rate
+  doubles each time the callers fill it. The throttle that ends it estimates from the last
+  ``window`` only (the longer one still holds the slower past), keeps that lower bound as the
+  rate and aims ``w_max`` a cut above it; the next cut also uses the short window.
 
-``measured`` is the send rate over a short sliding window and ``accepted`` the success rate over
-a longer one (the service's burst allowance amortised): a cut starts from what the service
-actually accepted, not from a rate that was never reached, so the plateau sits at the limit
-instead of above it and probing (hence throttling) is rare.
+Why these numbers (``python -m bench``, scenarios 1–3, and the simulation in
+tests/test_ratelimit.py): cutting from the accepted rather than the sent rate keeps the plateau
+at the limit, not above it, so probing (hence throttling) is rare; ``beta = 0.85`` keeps the
+post-cut dip within 10% of the limit on a 2 s average; ``c = 0.5`` makes a probe take ~3 s at
+any rate (≈ one throttle per 3 s at the limit) while the absolute growth still equalises three
+clients within ~15 s; the slow-start re-entry finds a limit that rose 8× within ~3 s.
 
 Fairness between apps (``fair_keys``): ``acquire(key)`` lets one task per key at a time into the
 FIFO, so tokens go to keys round-robin and one app's flood cannot queue ahead of another app's
@@ -47,11 +54,14 @@ class LimiterSettings:
     min_rate: float = 0.5
     max_rate: float = 1000.0
     burst: float = 1.0
-    beta: float = 0.8
-    cubic_c: float = 1.0
+    beta: float = 0.85
+    cubic_c: float = 0.5
     window: float = 1.0
-    accepted_window: float = 5.0
+    accepted_window: float = 2.0
     fast_convergence: bool = True
+    convergence_margin: float = 0.05
+    rise_margin: float = 0.5
+    min_samples: int = 10
     fair_keys: bool = True
 
 
@@ -75,9 +85,11 @@ class AdaptiveRateLimiter:
         self._w_max = self._rate
         self._k = 0.0
         self._cut_at: float | None = None
+        self._ramped = False
         self._started = self._clock.now()
         self._sends: deque[float] = deque()
-        self._successes: deque[float] = deque()
+        self._successes: deque[float] = deque()  # over accepted_window
+        self._recent: deque[float] = deque()  # over window
         self.waiting = 0
         self.throttles = 0
         self.cuts = 0
@@ -101,14 +113,25 @@ class AdaptiveRateLimiter:
         self._record_send(now)
         return Ticket(sent_at=now, waited=now - start)
 
+    def try_acquire(self) -> Ticket | None:
+        """A ticket if a token is free now, else None (never waits; ignores queued waiters,
+        so only for callers that do not mix it with :meth:`acquire`)."""
+        now = self._clock.now()
+        if not self._take(now):
+            return None
+        self._record_send(now)
+        return Ticket(sent_at=now, waited=0.0)
+
     async def _take_token(self) -> None:
-        while True:
-            now = self._clock.now()
-            self._refill(now)
-            if self._tokens >= 1.0 - 1e-9:
-                self._tokens -= 1.0
-                return
+        while not self._take(self._clock.now()):
             await self._clock.sleep((1.0 - self._tokens) / self._rate)
+
+    def _take(self, now: float) -> bool:
+        self._refill(now)
+        if self._tokens < 1.0 - 1e-9:
+            return False
+        self._tokens -= 1.0
+        return True
 
     def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._refilled_at)
@@ -117,40 +140,36 @@ class AdaptiveRateLimiter:
 
     def _record_send(self, now: float) -> None:
         self._sends.append(now)
-        horizon = now - self._s.window
-        while self._sends and self._sends[0] < horizon:
-            self._sends.popleft()
+        _trim(self._sends, now - self._s.window)
 
     def measured_rate(self) -> float:
-        return len(self._sends) / self._s.window
+        return _trim(self._sends, self._clock.now() - self._s.window) / self._s.window
 
     def accepted_rate(self, window: float | None = None) -> float:
-        """Successes per second over ``window`` (default ``accepted_window``; or since the
-        start, if shorter)."""
+        """Successes per second over ``window`` (``accepted_window`` by default; ``window``
+        of the settings otherwise), or since the start if that is shorter."""
         now = self._clock.now()
-        horizon = now - self._s.accepted_window
-        while self._successes and self._successes[0] < horizon:
-            self._successes.popleft()
-        window = self._s.accepted_window if window is None else window
-        span = min(window, now - self._started)
+        long = window is None or window >= self._s.accepted_window
+        span = min(self._s.accepted_window if long else self._s.window, now - self._started)
         if span <= 0:
             return 0.0
-        recent = (
-            sum(1 for t in reversed(self._successes) if t >= now - window)
-            if (window < self._s.accepted_window)
-            else len(self._successes)
-        )
-        return recent / span
+        return _trim(self._successes if long else self._recent, now - span) / span
 
     def _estimate(self) -> float:
-        """What the service is accepting from us now: the long-window success rate (bursts
-        amortised), unless the rate moved since (a rise: then the last second's)."""
-        estimate = min([self._rate] + [r for r in (self.measured_rate(),) if r > 0])
-        long = self.accepted_rate()
-        if long >= 0.8 * estimate:
-            return min(estimate, long)
-        short = self.accepted_rate(self._s.window)
-        return min(estimate, short) if short > 0 else estimate
+        """What the service is accepting from us now: the allowed rate, lowered to the rate
+        sent when the callers did not use it, and to the rate accepted over
+        ``accepted_window`` (over ``window`` during and right after slow start, when the longer
+        window still holds the slower past) once that holds enough successes to be a measure."""
+        estimate = self._rate
+        sent = self.measured_rate()
+        if sent < 0.5 * estimate:
+            estimate = sent
+        window = self._s.window if (self._cut_at is None or self._ramped) else None
+        accepted = self.accepted_rate(window)
+        span = self._s.window if window is not None else self._s.accepted_window
+        if accepted * span >= self._s.min_samples:
+            estimate = min(estimate, accepted)
+        return estimate
 
     def on_throttle(self, ticket: Ticket) -> bool:
         """Record a throttle; returns True when it cut the rate (a new congestion episode)."""
@@ -160,13 +179,23 @@ class AdaptiveRateLimiter:
         now = self._clock.now()
         self._refill(now)
         estimate = max(self._s.min_rate, self._estimate())
-        converging = self._s.fast_convergence and self._cut_at is not None
-        if converging and estimate < self._w_max:
-            self._w_max = estimate * (1.0 + self._s.beta) / 2.0
+        if self._cut_at is None:
+            # Leaving slow start: the accepted rate over the short window lags a fast ramp, so
+            # it is a lower bound of the limit: keep it as the rate and aim the recovery above
+            # it (with nothing accepted yet, cut as usual).
+            accepted = self.accepted_rate(self._s.window) > 0
+            self._w_max = estimate / self._s.beta
+            self._set_rate(estimate if accepted else estimate * self._s.beta)
+            self._ramped = True
         else:
-            self._w_max = estimate
-        self._set_rate(estimate * self._s.beta)
-        self._k = ((self._w_max - self._rate) / self._s.cubic_c) ** (1.0 / 3.0)
+            lost = estimate < self._w_max * (1.0 - self._s.convergence_margin)
+            if self._s.fast_convergence and lost and not self._ramped:
+                self._w_max = estimate * (1.0 + self._s.beta) / 2.0
+            else:
+                self._w_max = estimate
+            self._set_rate(estimate * self._s.beta)
+            self._ramped = False
+        self._k = (max(0.0, self._w_max - self._rate) / self._s.cubic_c) ** (1.0 / 3.0)
         self._tokens = min(self._tokens, 0.0)
         self._cut_at = now
         self.cuts += 1
@@ -175,11 +204,21 @@ class AdaptiveRateLimiter:
     def on_success(self, ticket: Ticket) -> None:
         now = self._clock.now()
         self._successes.append(now)
+        self._recent.append(now)
         if self._cut_at is None:
             if self.measured_rate() >= 0.9 * self._rate:
                 self._set_rate(self._rate * 2.0)
             return
-        self._set_rate(self._cubic(now - self._cut_at))
+        since = now - self._cut_at
+        if since > self._k and self._limit_rose():
+            self._cut_at = None  # back to slow start until the next throttle
+            return
+        self._set_rate(self._cubic(since))
+
+    def _limit_rose(self) -> bool:
+        """The service accepted clearly more than the rate that was last throttled."""
+        threshold = (1.0 + self._s.rise_margin) * self._w_max
+        return self.accepted_rate(self._s.window) >= threshold
 
     def _cubic(self, t: float) -> float:
         return self._w_max + self._s.cubic_c * (t - self._k) ** 3
@@ -187,3 +226,10 @@ class AdaptiveRateLimiter:
     def _set_rate(self, rate: float) -> None:
         self._refill(self._clock.now())
         self._rate = min(self._s.max_rate, max(self._s.min_rate, rate))
+
+
+def _trim(times: deque[float], horizon: float) -> int:
+    """Drop the times before ``horizon``; how many are left."""
+    while times and times[0] < horizon:
+        times.popleft()
+    return len(times)

@@ -45,7 +45,8 @@ class Settings:
     initial_rate: float = 10.0
     max_rate: float = 1000.0
     app_fairness: bool = True
-    fair_backlog: int = 256
+    fair_backlog: int = 2000
+    receivers: int = 4
     allow_destructive: frozenset[str] = field(default_factory=frozenset)
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -86,6 +87,7 @@ _HELP = {
     "log_format": "json, console, or auto (JSON unless stderr is a terminal)",
     "app_fairness": "share request slots and rate-limiter tokens fairly between apps",
     "fair_backlog": "received messages that may wait for a request slot (to see past a flood)",
+    "receivers": "concurrent long polls (more read a deep queue faster)",
     "lease_ttl": "seconds a dead worker's leases (request, environment) block the others",
     "ledger": "job ledger: sqlite:///PATH.db (one host) or dynamodb://TABLE (many replicas)",
 }

@@ -127,6 +127,7 @@ class Worker:
             visibility_timeout=s.visibility_timeout,
             wait_time_seconds=s.wait_time_seconds,
             shutdown_grace=s.shutdown_grace,
+            receivers=s.receivers,
             fair=s.app_fairness,
             backlog=s.fair_backlog,
         )

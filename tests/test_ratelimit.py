@@ -9,6 +9,7 @@ import pytest
 from orchestrator.backoff import RetryPolicy
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings, Ticket
 from tests.clocks import ManualClock
+from tests.limiter_sim import jain, settle_time, simulate
 
 
 def limiter(clock: ManualClock, **overrides: float) -> AdaptiveRateLimiter:
@@ -58,14 +59,23 @@ async def test_cut_uses_measured_rate_when_rate_was_never_reached() -> None:
     assert rl.rate == pytest.approx(0.7 * 5, rel=0.25)
 
 
+async def leave_slow_start(rl: AdaptiveRateLimiter, clock: ManualClock, calls: int) -> None:
+    """Send ``calls`` calls at the rate with nothing accepted, throttle the last one (the first
+    cut, leaving slow start), then cut once more: the limiter is in its CUBIC recovery with
+    w_max = the rate it was cut from."""
+    tickets = [await rl.acquire() for _ in range(calls)]
+    rl.on_throttle(tickets[-1])
+    clock.advance(0.01)
+    rl.on_throttle(await rl.acquire())
+
+
 async def test_cubic_recovery_reaches_previous_max_then_probes_beyond() -> None:
     """After a cut from w_max, success grows the rate back to w_max at t=K, then above it;
     the growth is absolute: K = cbrt((w_max - beta * w_max) / c)."""
     clock = ManualClock()
     c, beta = 1.0, 0.8
     rl = limiter(clock, initial_rate=20.0, beta=beta, cubic_c=c)
-    tickets = [await rl.acquire() for _ in range(20)]
-    rl.on_throttle(tickets[-1])
+    await leave_slow_start(rl, clock, 20)
     w_max = rl.rate / beta
     k = ((w_max - rl.rate) / c) ** (1 / 3)
     clock.advance(k / 2)
@@ -74,23 +84,40 @@ async def test_cubic_recovery_reaches_previous_max_then_probes_beyond() -> None:
     clock.advance(k / 2)
     rl.on_success(Ticket(clock.now(), 0.0))
     assert rl.rate == pytest.approx(w_max, rel=0.01)
-    clock.advance(3.0)
+    clock.advance(2.0)
     rl.on_success(Ticket(clock.now(), 0.0))
-    assert rl.rate == pytest.approx(w_max + c * 27, rel=0.01)
+    assert rl.rate == pytest.approx(w_max + c * 8, rel=0.01)
 
 
 async def test_growth_is_absolute_so_unequal_clients_converge() -> None:
-    """Two clients cut at 30/s and 10/s regrow in calls/s, not in proportion: four seconds
+    """Two clients cut at 30/s and 10/s regrow in calls/s, not in proportion: eight seconds
     later their ratio is well below 3 (a proportional growth would keep it at 3)."""
     clock = ManualClock()
     big, small = limiter(clock, initial_rate=30.0), limiter(clock, initial_rate=10.0)
     for rl, n in ((big, 30), (small, 10)):
-        tickets = [await rl.acquire() for _ in range(n)]
-        rl.on_throttle(tickets[-1])
-    clock.advance(4.0)
+        await leave_slow_start(rl, clock, n)
+    clock.advance(8.0)
     for rl in (big, small):
         rl.on_success(Ticket(clock.now(), 0.0))
-    assert big.rate / small.rate < 2.5
+    assert big.rate / small.rate < 2.0
+
+
+async def test_a_risen_limit_is_found_by_slow_start() -> None:
+    """In recovery, once the service accepts clearly more than the rate last throttled
+    (rise_margin above w_max over the last second), the limiter doubles again instead of
+    creeping up the cubic; the next throttle leaves slow start from the accepted rate."""
+    clock = ManualClock()
+    rl = limiter(clock, initial_rate=10.0, beta=0.8, cubic_c=0.3)
+    await leave_slow_start(rl, clock, 10)
+    plateau = rl.rate / 0.8
+    clock.advance(5.0)
+    for _ in range(200):  # the limit rose: every call is accepted
+        rl.on_success(await rl.acquire())
+    assert rl.rate > 4 * plateau  # a cubic with c=0.3 would be near plateau + 0.3 * 5**3 / 8
+    ticket = await rl.acquire()
+    accepted = rl.accepted_rate(1.0)
+    rl.on_throttle(ticket)
+    assert rl.rate == pytest.approx(accepted, rel=0.05)
 
 
 async def test_fast_convergence_gives_up_share_when_cut_below_previous_max() -> None:
@@ -110,12 +137,14 @@ async def test_fast_convergence_gives_up_share_when_cut_below_previous_max() -> 
 async def test_cut_starts_from_the_accepted_rate() -> None:
     """A client sending 20/s of which 10/s succeed is cut from 10/s, not 20/s."""
     clock = ManualClock()
-    rl = limiter(clock, initial_rate=20.0, max_rate=20.0, beta=0.8, accepted_window=5.0)
+    rl = limiter(clock, initial_rate=20.0, max_rate=20.0, beta=0.8, rise_margin=10.0)
+    await leave_slow_start(rl, clock, 20)
     ticket = Ticket(clock.now(), 0.0)
-    for i in range(100):  # 5 s at 20/s, every other call accepted
+    for i in range(200):  # ~10 s at up to 20/s, every other call accepted
         ticket = await rl.acquire()
         if i % 2:
             rl.on_success(ticket)
+    assert rl.rate == 20.0
     rl.on_throttle(ticket)
     assert rl.rate == pytest.approx(0.8 * 10, rel=0.1)
 
@@ -138,10 +167,9 @@ async def test_rate_is_bounded() -> None:
         rl.on_throttle(Ticket(clock.now(), 0.0))
         clock.advance(1)
     assert rl.rate == 0.5
-    for _ in range(20):
-        await rl.acquire()
-        rl.on_success(Ticket(clock.now(), 0.0))
-        clock.advance(10)
+    clock.advance(10)
+    for _ in range(100):  # demand at the rate: the limit rose, slow start up to max_rate
+        rl.on_success(await rl.acquire())
     assert rl.rate == 4.0
 
 
@@ -152,3 +180,36 @@ def test_backoff_is_capped_exponential_with_full_jitter() -> None:
     assert 0.0 <= min(delays) < 0.05 and 0.75 < max(delays) <= 0.8
     assert sum(delays) / len(delays) == pytest.approx(0.4, rel=0.1)
     assert policy.should_retry(4) and not policy.should_retry(5)
+
+
+# --- the control law against a simulated token-bucket service (tests/limiter_sim.py) --------
+# Deterministic (manual clock, fixed seeds): these fail if a change to the limiter loses
+# goodput, throttles more, adapts slower or splits a shared limit unfairly. The benchmark
+# suite (`make bench`) measures the same against the real emulator.
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_simulated_lone_client_holds_the_limit_with_few_throttles(seed: int) -> None:
+    run = simulate([(0.0, 20.0)], 60.0, seed=seed)
+    assert run.goodput(0, 5.0, 60.0) >= 0.95 * 20.0
+    assert run.throttles / run.attempts <= 0.02
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_simulated_client_follows_a_limit_that_drops_and_rises(seed: int) -> None:
+    """R steps 20 → 5 → 40: settled within 2 s after the drop and 5 s after the rise."""
+    run = simulate([(0.0, 20.0), (15.0, 5.0), (30.0, 40.0)], 45.0, seed=seed)
+    drop = settle_time(run.successes[0], 15.0, 30.0, 5.0)
+    rise = settle_time(run.successes[0], 30.0, 45.0, 40.0)
+    assert drop is not None and drop <= 2.0
+    assert rise is not None and rise <= 5.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_simulated_clients_converge_to_equal_shares(seed: int) -> None:
+    """Three clients started 1 s apart on one limit, no coordination: Jain's index of their
+    goodput over the minute after the last start ≥ 0.95, and together they use ≥ 0.9·R."""
+    run = simulate([(0.0, 20.0)], 62.0, clients=3, starts=[0.0, 1.0, 2.0], seed=seed)
+    shares = [run.goodput(client, 2.0, 62.0) for client in range(3)]
+    assert jain(shares) >= 0.95
+    assert sum(shares) >= 0.9 * 20.0

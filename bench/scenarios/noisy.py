@@ -18,6 +18,7 @@ from bench.harness import EmulatorProcess, WorkerProcess, moto, percentile, stor
 
 RATE, BURST, FLOOD, B_REQUESTS, B_EVERY = 20.0, 5, 2000, 20, 0.5
 A_ENVIRONMENTS = 50
+WORKER: dict[str, str] = {}
 
 
 async def one(
@@ -30,7 +31,9 @@ async def one(
     async with sqs_client() as sqs:
         queues = await create_queues(sqs)
         b_results = (await sqs.create_queue(QueueName=f"b-{time.time_ns()}"))["QueueUrl"]
-        worker = WorkerProcess(queues.main, queues.results, workdir, app_fairness=str(fair).lower())
+        worker = WorkerProcess(
+            queues.main, queues.results, workdir, app_fairness=str(fair).lower(), **WORKER
+        )
         try:
             await anyio.to_thread.run_sync(worker.wait_ready)
             sent: dict[str, float] = {}

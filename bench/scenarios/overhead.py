@@ -132,6 +132,13 @@ async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
             result = await anyio.run_process(command, env=child_env(), check=True, stderr=None)
             measured = json.loads(result.stdout.decode().strip().splitlines()[-1])
     succeeded = sum(1 for o in outcomes if o.get("outcome") == "SUCCEEDED")
+    worker_calls = {
+        key.split("{", 1)[0].removeprefix("orchestrator_") + "{" + key.split("{", 1)[1]: value
+        for key, value in samples.items()
+        if key.startswith(("orchestrator_api_calls_total{", "orchestrator_sqs_receives_total{",
+                           "orchestrator_sqs_visibility_extensions_total"))
+        and value
+    }  # fmt: skip
     return {
         "requests": count,
         "succeeded": succeeded,
@@ -142,6 +149,7 @@ async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
             "delete_batch": round(receives / count, 3),
             "send_outcome": 1.0,
         },
+        "worker_calls": worker_calls,
         "worker_cpu_ms_per_request": round(1000 * worker_cpu / count, 3),
         "bare_cpu_ms_per_request": round(1000 * measured["cpu_s"] / count, 3),
         "ratio": round(worker_cpu / measured["cpu_s"], 3),
