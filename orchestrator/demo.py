@@ -200,7 +200,11 @@ async def _run_worker(console: Console, requests: int) -> list[dict[str, Any]]:
         bodies = demo_requests(requests)
         await send_bodies(urls["main"], bodies)
         console.print(f"sent {len(bodies)} change requests ({requests} valid, 3 invalid)")
+        # A fresh ledger each run: the request ids repeat, and a ledger that already finished
+        # them would (correctly) only re-send their stored outcomes.
+        ledger_dir = tempfile.mkdtemp(prefix="orchestrator-demo-")
         settings = Settings(
+            ledger=f"sqlite:///{ledger_dir}/ledger.db",
             queue_url=urls["main"],
             results_queue_url=urls["results"],
             metrics_host="127.0.0.1",

@@ -33,6 +33,8 @@ from bench.harness import (
 )
 
 APP, ENVIRONMENTS, CONCURRENCY = "ovh", 100, 32
+#: Extra worker settings (e.g. to measure what one part costs: log_level, ledger).
+WORKER: dict[str, str] = {}
 
 
 async def bare(queue: str, results: str, plan: dict[str, int]) -> dict[str, float]:
@@ -97,7 +99,7 @@ async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
     with moto(), tempfile.TemporaryDirectory() as workdir:
         async with sqs_client() as sqs:
             queues = await create_queues(sqs)
-            worker = WorkerProcess(queues.main, queues.results, workdir)
+            worker = WorkerProcess(queues.main, queues.results, workdir, **WORKER)
             try:
                 await anyio.to_thread.run_sync(worker.wait_ready)
                 await anyio.sleep(1.0)
