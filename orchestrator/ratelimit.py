@@ -155,11 +155,12 @@ class AdaptiveRateLimiter:
             return 0.0
         return _trim(self._successes if long else self._recent, now - span) / span
 
-    def _estimate(self) -> float:
-        """What the service is accepting from us now: the allowed rate, lowered to the rate
-        sent when the callers did not use it, and to the rate accepted over
-        ``accepted_window`` (over ``window`` during and right after slow start, when the longer
-        window still holds the slower past) once that holds enough successes to be a measure."""
+    def _estimate(self) -> tuple[float, bool]:
+        """What the service is accepting from us now, and whether that was measured from its
+        acceptances: the allowed rate, lowered to the rate sent when the callers did not use
+        it, and to the rate accepted over ``accepted_window`` (over ``window`` during and right
+        after slow start, when the longer window still holds the slower past) once that holds
+        enough successes to be a measure."""
         estimate = self._rate
         sent = self.measured_rate()
         if sent < 0.5 * estimate:
@@ -167,9 +168,9 @@ class AdaptiveRateLimiter:
         window = self._s.window if (self._cut_at is None or self._ramped) else None
         accepted = self.accepted_rate(window)
         span = self._s.window if window is not None else self._s.accepted_window
-        if accepted * span >= self._s.min_samples:
-            estimate = min(estimate, accepted)
-        return estimate
+        if accepted * span < self._s.min_samples:
+            return estimate, False
+        return min(estimate, accepted), True
 
     def on_throttle(self, ticket: Ticket) -> bool:
         """Record a throttle; returns True when it cut the rate (a new congestion episode)."""
@@ -178,14 +179,14 @@ class AdaptiveRateLimiter:
             return False
         now = self._clock.now()
         self._refill(now)
-        estimate = max(self._s.min_rate, self._estimate())
+        estimate, measured = self._estimate()
+        estimate = max(self._s.min_rate, estimate)
         if self._cut_at is None:
             # Leaving slow start: the accepted rate over the short window lags a fast ramp, so
             # it is a lower bound of the limit: keep it as the rate and aim the recovery above
-            # it (with nothing accepted yet, cut as usual).
-            accepted = self.accepted_rate(self._s.window) > 0
+            # it (without enough acceptances to measure, cut as usual).
             self._w_max = estimate / self._s.beta
-            self._set_rate(estimate if accepted else estimate * self._s.beta)
+            self._set_rate(estimate if measured else estimate * self._s.beta)
             self._ramped = True
         else:
             lost = estimate < self._w_max * (1.0 - self._s.convergence_margin)
