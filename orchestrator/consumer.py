@@ -1,6 +1,7 @@
 """The SQS consumer: long polling with backpressure, a visibility heartbeat, batched deletes.
 
-* Receives (long poll, up to 10, never more than free capacity) only while fewer than
+* ``receivers`` loops receive concurrently (long poll, up to 10 each, never more than free
+  capacity in total; several read a deep queue faster) only while fewer than
   ``concurrency`` requests are in progress plus at most ``backlog`` received messages waiting
   for a slot (and less than ``backlog_bytes`` of their bodies): a full worker stops receiving.
   Slots are granted max-min fairly between apps (:class:`orchestrator.fairness.FairSlots`), so
@@ -174,7 +175,11 @@ class Consumer:
             with anyio.CancelScope(shield=True):
                 await self._release(message, self._retry_delay(message))
         else:
-            await self._to_delete.send(message)
+            # Shielded: the outcome is out, so a shutdown cancelling here must not leave the
+            # message neither deleted nor released (invisible until its timeout, then its
+            # outcome sent a second time).
+            with anyio.CancelScope(shield=True):
+                await self._to_delete.send(message)
         finally:
             self._in_progress.pop(message.message_id, None)
             self._slots.release()

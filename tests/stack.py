@@ -104,6 +104,7 @@ async def drain(
                 MaxNumberOfMessages=10,
                 WaitTimeSeconds=1,
                 MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["MessageGroupId"],
             )
             for message in response.get("Messages", []):
                 got.append(message if attributes else json.loads(message["Body"]))

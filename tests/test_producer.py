@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from orchestrator.producer import send_bodies
-from tests.stack import Queues, create_queues
+from tests.stack import Queues, create_queues, drain
 
 
 def body(request_id: str, app: str, env: str) -> str:
@@ -17,18 +17,11 @@ def body(request_id: str, app: str, env: str) -> str:
 
 async def groups(sqs: Any, queue_url: str, count: int) -> dict[str, str]:
     """request_id → MessageGroupId of ``count`` received messages."""
-    found: dict[str, str] = {}
-    while len(found) < count:
-        response = await sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=1,
-            MessageSystemAttributeNames=["MessageGroupId"],
-        )
-        for message in response.get("Messages", []):
-            request_id = json.loads(message["Body"])["request_id"]
-            found[request_id] = message["Attributes"].get("MessageGroupId", "")
-    return found
+    messages = await drain(sqs, queue_url, count, attributes=True)
+    return {
+        json.loads(m["Body"])["request_id"]: m.get("Attributes", {}).get("MessageGroupId", "")
+        for m in messages
+    }
 
 
 async def test_standard_queue_messages_are_grouped_by_app(sqs: Any, queues: Queues) -> None:

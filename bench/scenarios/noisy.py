@@ -18,6 +18,7 @@ from bench.harness import EmulatorProcess, WorkerProcess, moto, percentile, stor
 
 RATE, BURST, FLOOD, B_REQUESTS, B_EVERY = 20.0, 5, 2000, 20, 0.5
 A_ENVIRONMENTS = 50
+#: Extra worker settings for experiments (e.g. receivers=1 to see one long poll's effect).
 WORKER: dict[str, str] = {}
 
 
