@@ -313,7 +313,8 @@ def queue(layout: Layout) -> None:
             "short",
             (rate("orchestrator_sqs_receives_total", "result"), "receives {{result}}"),
             (rate("orchestrator_messages_received_total"), "messages received"),
-            (rate("orchestrator_sqs_deletes_total"), "deletes"),
+            (rate("orchestrator_sqs_deletes_total"), "messages deleted"),
+            (rate("orchestrator_sqs_calls_total", "operation"), "{{operation}} calls"),
             (
                 rate("orchestrator_sqs_visibility_extensions_total", "result"),
                 "extensions {{result}}",

@@ -8,8 +8,9 @@
   one app's flood cannot hold every slot while another app's messages wait.
 * One heartbeat task extends every in-progress message's visibility (batches of 10) every
   third of the visibility timeout, for as long as its request runs, including job waits.
-* A message is deleted (batched) only after its handler returned, i.e. after the outcome event
-  was sent. A handler cancelled at shutdown releases its message (visibility 0) instead.
+* A message is deleted (batched: up to 10, or what finished within ``delete_linger``) only
+  after its handler returned, i.e. after the outcome event was sent. A handler cancelled at
+  shutdown releases its message (visibility 0) instead.
 * Shutdown: stop receiving (a long poll in flight completes and its messages are released at
   once rather than left invisible), let handlers run for ``shutdown_grace`` from the signal,
   cancel the rest (they release their messages), flush deletes.
@@ -44,7 +45,8 @@ class ConsumerSettings:
     visibility_timeout: int = 60
     wait_time_seconds: int = 20
     shutdown_grace: float = 30.0
-    delete_linger: float = 0.05
+    #: How long a finished message waits for others to share its DeleteMessageBatch call.
+    delete_linger: float = 0.5
     error_backoff_cap: float = 5.0
     #: Per-app fairness: received messages that may wait for a slot (0 with ``fair`` off).
     #: Concurrent long polls (more read a deep queue faster, e.g. past one app's flood).

@@ -32,7 +32,7 @@ from orchestrator.errors import (
     RetriesExhausted,
     TransientError,
 )
-from orchestrator.lease import held
+from orchestrator.lease import Leases
 from orchestrator.ledger import Ledger, LedgerRecord
 from orchestrator.messages import ChangeRequest, Step
 from orchestrator.outcome import (
@@ -52,8 +52,6 @@ log = structlog.get_logger().bind(logger="orchestrator.dispatcher")
 @dataclass(frozen=True)
 class DispatchSettings:
     job_timeout: float = 3600.0
-    owner: str = "worker"
-    lease_ttl: float = 30.0
     reconcile_delay: float = 1.0
     clock_skew: float = 2.0
 
@@ -70,6 +68,7 @@ class Dispatcher:
         api: AmplifyApi,
         tracker: JobTracker,
         ledger: Ledger,
+        leases: Leases,
         policy: RetryPolicy,
         settings: DispatchSettings | None = None,
         clock: Clock | None = None,
@@ -77,6 +76,7 @@ class Dispatcher:
         self._api = api
         self._tracker = tracker
         self._ledger = ledger
+        self._leases = leases
         self._policy = policy
         self._s = settings or DispatchSettings()
         self._clock = clock or MonotonicClock()
@@ -110,7 +110,10 @@ class Dispatcher:
         return outcome
 
     async def _run_steps(self, request: ChangeRequest, record: LedgerRecord) -> RequestOutcome:
-        for step, entry in zip(request.steps, record.steps, strict=True):
+        """Each step to DONE. A finished step is saved unless it is the last: the caller saves
+        the last one together with the request's outcome (one write, not two)."""
+        last = len(request.steps) - 1
+        for index, (step, entry) in enumerate(zip(request.steps, record.steps, strict=True)):
             if entry.phase == DONE:
                 continue
             try:
@@ -124,6 +127,8 @@ class Dispatcher:
                 return RequestOutcome(
                     request.request_id, Outcome.FAILED, exc.reason, error, record.steps
                 )
+            if index < last:
+                await self._ledger.save(record)
         return RequestOutcome(request.request_id, Outcome.SUCCEEDED, steps=record.steps)
 
     async def _run_step(
@@ -136,7 +141,7 @@ class Dispatcher:
             async with self._exclusive(step.env_key, f"env:{step.app_id}/{step.environment}"):
                 entry.started_at = entry.started_at or utc_now()
                 await self._ensure_dispatched(step, entry, record, request.secrets)
-                await self._follow(step, entry, record)
+                await self._follow(step, entry)
 
     async def _ensure_dispatched(
         self, step: Step, entry: StepRecord, record: LedgerRecord, secrets: frozenset[str]
@@ -157,10 +162,9 @@ class Dispatcher:
         entry.phase = DISPATCHED
         await self._ledger.save(record)
 
-    async def _follow(self, step: Step, entry: StepRecord, record: LedgerRecord) -> None:
+    async def _follow(self, step: Step, entry: StepRecord) -> None:
         if not entry.job_id or not entry.environment:
             entry.status, entry.phase, entry.finished_at = "COMPLETED", DONE, utc_now()
-            await self._ledger.save(record)
             return
         began = entry.dispatch_began or wall_time()
         limit = max(0.0, self._s.job_timeout - (wall_time() - began))
@@ -171,7 +175,6 @@ class Dispatcher:
             )
         entry.status, entry.error = result.status, result.error
         entry.phase, entry.finished_at = DONE, utc_now()
-        await self._ledger.save(record)
         if result.status != "COMPLETED":
             raise JobFailed(
                 f"job {entry.job_id} ended {result.status}: {result.error or 'no error'}"
@@ -218,7 +221,7 @@ class Dispatcher:
     async def _exclusive(self, local: EnvKey, lease: str) -> AsyncIterator[None]:
         """In this process a lock; across processes a lease in the ledger."""
         async with self._serialised(local):
-            async with held(self._ledger, lease, self._s.owner, self._s.lease_ttl):
+            async with self._leases.hold(lease):
                 yield
 
     @contextlib.asynccontextmanager

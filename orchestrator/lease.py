@@ -1,8 +1,9 @@
 """Leases held in the ledger: mutual exclusion across worker processes and replicas.
 
-``async with held(ledger, key, owner, ttl):`` waits (with jittered backoff) until ``key`` is
-free or expired, keeps it renewed every third of ``ttl`` while the block runs, and releases it
-at the end. A holder that dies stops renewing; its lease expires after ``ttl`` and another
+``async with leases.hold(key):`` waits (with jittered backoff) until ``key`` is free or expired
+and releases it at the end. :meth:`Leases.run`, one task owned by the worker, renews every
+lease the process holds every third of ``ttl``: one renewal loop for the process, not a task
+per lease. A holder that dies stops renewing; its leases expire after ``ttl`` and another
 worker may take over. Keys used: ``env:<AppId>/<BackendEnvironmentName>`` (one job in flight
 per environment across replicas) and ``request:<request_id>`` (one delivery of a request
 worked on at a time).
@@ -12,60 +13,72 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import anyio
 import structlog
+from anyio.abc import TaskStatus
 
 from orchestrator.ledger import Ledger
 
 log = structlog.get_logger().bind(logger="orchestrator.lease")
 
 
-@contextlib.asynccontextmanager
-async def held(
-    ledger: Ledger, key: str, owner: str, ttl: float, *, poll_cap: float = 1.0
-) -> AsyncIterator[None]:
-    await _acquire(ledger, key, owner, ttl, poll_cap)
-    try:
-        async with _unwrapped(), anyio.create_task_group() as renewals:
-            renewals.start_soon(_renew, ledger, key, owner, ttl)
+class Leases:
+    def __init__(self, ledger: Ledger, owner: str, ttl: float, *, poll_cap: float = 1.0) -> None:
+        self._ledger = ledger
+        self.owner = owner
+        self.ttl = ttl
+        self._poll_cap = poll_cap
+        #: Keys held, with how many blocks of this process hold each (normally one).
+        self._held: Counter[str] = Counter()
+
+    @property
+    def held(self) -> frozenset[str]:
+        return frozenset(self._held)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Renew the held leases every third of ``ttl`` until cancelled."""
+        task_status.started()
+        while True:
+            await anyio.sleep(self.ttl / 3)
+            await self.renew()
+
+    async def renew(self) -> None:
+        for key in list(self._held):
             try:
-                yield
-            finally:
-                renewals.cancel_scope.cancel()
-    finally:
+                renewed = await self._ledger.acquire_lease(key, self.owner, self.ttl)
+            except Exception as exc:  # the ledger unreachable: try again next round
+                log.warning("lease_renewal_failed", lease=key, error=str(exc))
+                continue
+            if key not in self._held:  # released while the renewal was in flight: again
+                await self._release(key)
+            elif not renewed:
+                log.error("lease_lost", lease=key, owner=self.owner)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        await self._acquire(key)
+        self._held[key] += 1
+        try:
+            yield
+        finally:
+            self._held[key] -= 1
+            if not self._held[key]:
+                del self._held[key]
+                await self._release(key)
+
+    async def _acquire(self, key: str) -> None:
+        delay = 0.02
+        waited = False
+        while not await self._ledger.acquire_lease(key, self.owner, self.ttl):
+            if not waited:
+                log.info("lease_wait", lease=key)
+                waited = True
+            await anyio.sleep(random.uniform(0, delay))
+            delay = min(self._poll_cap, delay * 2)
+
+    async def _release(self, key: str) -> None:
         with anyio.CancelScope(shield=True):
-            await ledger.release_lease(key, owner)
-
-
-@contextlib.asynccontextmanager
-async def _unwrapped() -> AsyncIterator[None]:
-    """Let the block's own error through as itself, not inside the renewal group's wrapper.
-
-    The renewal task never fails (it only logs), so a group holds at most the body's error.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
-
-
-async def _acquire(ledger: Ledger, key: str, owner: str, ttl: float, poll_cap: float) -> None:
-    delay = 0.02
-    waited = False
-    while not await ledger.acquire_lease(key, owner, ttl):
-        if not waited:
-            log.info("lease_wait", lease=key)
-            waited = True
-        await anyio.sleep(random.uniform(0, delay))
-        delay = min(poll_cap, delay * 2)
-
-
-async def _renew(ledger: Ledger, key: str, owner: str, ttl: float) -> None:
-    while True:
-        await anyio.sleep(ttl / 3)
-        if not await ledger.acquire_lease(key, owner, ttl):
-            log.error("lease_lost", lease=key, owner=owner)
+            await self._ledger.release_lease(key, self.owner)

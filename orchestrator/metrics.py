@@ -58,6 +58,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.sqs_calls = Counter(
+            "orchestrator_sqs_calls_total",
+            "SQS API calls by operation and result (what the worker costs in SQS requests).",
+            ["operation", "result"],
+            registry=r,
+        )
         self.messages_per_receive = Histogram(
             "orchestrator_sqs_messages_per_receive",
             "Messages returned by each ReceiveMessage call.",

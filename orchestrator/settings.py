@@ -69,8 +69,8 @@ class Settings:
             page_size=self.list_page_size,
         )
 
-    def dispatch(self, owner: str) -> DispatchSettings:
-        return DispatchSettings(job_timeout=self.job_timeout, owner=owner, lease_ttl=self.lease_ttl)
+    def dispatch(self) -> DispatchSettings:
+        return DispatchSettings(job_timeout=self.job_timeout)
 
 
 _HELP = {

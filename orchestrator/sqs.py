@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.aws import map_error
+from orchestrator.aws import map_error, result_label
 from orchestrator.metrics import Metrics
 
 MAX_BATCH = 10
@@ -28,10 +28,14 @@ class Sqs:
         self._metrics = metrics
 
     async def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        operation = self._client.meta.method_to_api_mapping.get(method, method)
         try:
             response: dict[str, Any] = await getattr(self._client, method)(**params)
         except Exception as exc:  # mapped at the boundary; unknown types re-raise
-            raise map_error(exc) from exc
+            error = map_error(exc)
+            self._metrics.sqs_calls.labels(operation, result_label(error.reason)).inc()
+            raise error from exc
+        self._metrics.sqs_calls.labels(operation, "ok").inc()
         return response
 
     async def receive(

@@ -1,9 +1,10 @@
 """The worker: builds the components from Settings and runs them in a fixed order.
 
-Startup: open the SQS and AmplifyBackend clients → resolve the DLQ → start the HTTP endpoints,
-the job tracker → start consuming. Shutdown (``stop`` set, e.g. by SIGTERM): stop receiving →
-let requests in progress finish within the grace period → release the rest → flush deletes →
-stop the tracker and the endpoints → close the clients (reverse order of opening).
+Startup: open the SQS and AmplifyBackend clients → resolve the DLQ → open the ledger → start
+the HTTP endpoints, the job tracker, the lease renewals → start consuming. Shutdown (``stop``
+set, e.g. by SIGTERM): stop receiving → let requests in progress finish within the grace period
+→ release the rest → flush deletes → stop the tracker, the lease renewals and the endpoints →
+close the ledger and the clients (reverse order of opening).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from orchestrator.consumer import Consumer, ConsumerSettings
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.errors import ConfigurationError
 from orchestrator.httpserver import ObservabilityServer
+from orchestrator.lease import Leases
 from orchestrator.ledger import open_ledger
 from orchestrator.metrics import Metrics
 from orchestrator.processor import Destinations, RequestProcessor
@@ -83,7 +85,8 @@ class Worker:
             policy = s.retry_policy()
             api = AmplifyApi(amp_c, self.limiter, policy, self.metrics)
             self.tracker = JobTracker(api, self.metrics, s.tracker())
-            dispatcher = Dispatcher(api, self.tracker, ledger, policy, s.dispatch(self.worker_id))
+            leases = Leases(ledger, self.worker_id, s.lease_ttl)
+            dispatcher = Dispatcher(api, self.tracker, ledger, leases, policy, s.dispatch())
             destinations = Destinations(s.results_queue_url, dlq_url, s.allow_destructive)
             processor = RequestProcessor(sqs, dispatcher, destinations, self.metrics, policy)
             self.consumer = Consumer(
@@ -92,6 +95,7 @@ class Worker:
             async with anyio.create_task_group() as services:
                 port = await self._start_http(services)
                 await services.start(self.tracker.run)
+                await services.start(leases.run)
                 services.start_soon(monitor.watch_loop_lag, self.metrics)
                 depth_queues = {"main": s.queue_url, "dlq": dlq_url}
                 services.start_soon(monitor.sample_queue_depth, sqs, self.metrics, depth_queues)

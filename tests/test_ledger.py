@@ -13,10 +13,10 @@ import anyio
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
-from orchestrator.lease import held
-from orchestrator.ledger import Ledger, open_ledger
+from orchestrator.lease import Leases
+from orchestrator.ledger import Ledger, LedgerRecord, open_ledger
 from orchestrator.ledger_dynamodb import LedgerConflict
-from orchestrator.outcome import DISPATCHED
+from orchestrator.outcome import DISPATCHED, StepRecord
 from tests.stack import Queues, drain, queue_counts, running_worker, send, storage_request
 
 
@@ -91,14 +91,15 @@ async def test_a_stale_writer_cannot_overwrite_newer_progress(ledger_table: str)
 
 
 async def test_held_lease_excludes_a_second_holder(ledger: Ledger) -> None:
-    """Two tasks enter the same lease: their critical sections never overlap."""
+    """Three processes (owners) enter the same lease: their critical sections never overlap."""
     inside: list[str] = []
     overlaps = 0
 
     async def worker(name: str) -> None:
         nonlocal overlaps
+        leases = Leases(ledger, name, ttl=5)
         for _ in range(5):
-            async with held(ledger, "env:x/y", name, ttl=5):
+            async with leases.hold("env:x/y"):
                 inside.append(name)
                 overlaps += len(inside) > 1
                 await anyio.sleep(0.005)
@@ -108,6 +109,74 @@ async def test_held_lease_excludes_a_second_holder(ledger: Ledger) -> None:
         for name in ("a", "b", "c"):
             tg.start_soon(worker, name)
     assert overlaps == 0
+
+
+@pytest.mark.parametrize("renewed", [True, False], ids=["renewed", "not-renewed"])
+async def test_a_held_lease_outlives_its_ttl_only_when_renewed(
+    ledger: Ledger, renewed: bool
+) -> None:
+    now = [time.time()]
+    ledger._clock = lambda: now[0]  # type: ignore[attr-defined]  # both backends take a clock
+    leases = Leases(ledger, "w1", ttl=30)
+    async with leases.hold("env:a/dev"):
+        assert leases.held == {"env:a/dev"}
+        now[0] += 25
+        if renewed:
+            await leases.renew()
+        now[0] += 25  # past the first expiry, within the renewed one
+        assert await ledger.acquire_lease("env:a/dev", "w2", ttl=30) is not renewed
+    assert leases.held == frozenset()
+
+
+class GatedLedger:
+    """A ledger whose lease acquisitions can be held up (a renewal in flight) and are counted."""
+
+    def __init__(self, inner: Ledger, count_to: int = 0) -> None:
+        self.inner = inner
+        self.acquisitions = 0
+        self.gate: anyio.Event | None = None
+        self.waiting = anyio.Event()
+        self.counted = anyio.Event()
+        self._count_to = count_to
+
+    async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
+        self.acquisitions += 1
+        if self.acquisitions == self._count_to:
+            self.counted.set()
+        if self.gate is not None:
+            self.waiting.set()
+            await self.gate.wait()
+        return await self.inner.acquire_lease(key, owner, ttl)
+
+    async def release_lease(self, key: str, owner: str) -> None:
+        await self.inner.release_lease(key, owner)
+
+
+async def test_a_lease_released_while_its_renewal_is_in_flight_stays_released(
+    ledger: Ledger,
+) -> None:
+    """1. w1 holds a lease; a renewal of it is sent but has not landed.
+    2. The block ends (release), then the renewal lands and re-creates the lease.
+    3. The renewal notices and releases it again: w2 can take it at once."""
+    gated = GatedLedger(ledger)
+    leases = Leases(gated, "w1", ttl=30)  # type: ignore[arg-type]  # leases need only these two
+    async with anyio.create_task_group() as tg:
+        async with leases.hold("env:a/dev"):
+            gated.gate = anyio.Event()
+            tg.start_soon(leases.renew)
+            await gated.waiting.wait()
+        gated.gate.set()
+    assert await ledger.acquire_lease("env:a/dev", "w2", ttl=30)
+
+
+async def test_the_renewal_task_renews_every_third_of_the_ttl(ledger: Ledger) -> None:
+    gated = GatedLedger(ledger, count_to=4)  # the hold's own acquisition + 3 renewals
+    leases = Leases(gated, "w1", ttl=0.15)  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg, leases.hold("env:a/dev"):
+        await tg.start(leases.run)
+        with anyio.fail_after(5):
+            await gated.counted.wait()
+        tg.cancel_scope.cancel()
 
 
 @pytest.fixture
@@ -144,3 +213,12 @@ async def test_two_workers_with_duplicate_deliveries_mutate_once(
     assert len(mutations) == 30 and max(mutations.values()) == 1
     assert emulator.stats()["conflicts"] == 0
     assert await queue_counts(sqs, queues.main) == (0, 0)
+
+
+def test_a_record_survives_its_json_round_trip() -> None:
+    record = LedgerRecord("r-9", deliveries=2, steps=[StepRecord("CreateBackend")])
+    record.steps[0].phase, record.steps[0].job_id, record.steps[0].dispatch_began = (
+        DISPATCHED, "job-9", 12.5,
+    )  # fmt: skip
+    record.outcome = '{"outcome":"SUCCEEDED"}'
+    assert LedgerRecord.from_json(record.to_json()) == record
