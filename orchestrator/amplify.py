@@ -13,8 +13,6 @@ import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-import structlog
-
 from orchestrator import logs, servicemodel
 from orchestrator.aws import map_error, result_label
 from orchestrator.backoff import RetryPolicy
@@ -23,7 +21,7 @@ from orchestrator.errors import RetriesExhausted, Throttled, TransientError
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import AdaptiveRateLimiter
 
-log = structlog.get_logger().bind(logger="orchestrator.amplify")
+log = logs.get_logger("orchestrator.amplify")
 
 
 class AmplifyApi:

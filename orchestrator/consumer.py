@@ -24,16 +24,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from orchestrator import logs
 from orchestrator.errors import OrchestratorError
 from orchestrator.fairness import FairSlots, SlotsClosed, app_key
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import MAX_BATCH, Message, Sqs, ids_to_messages
 
-log = structlog.get_logger().bind(logger="orchestrator.consumer")
+log = logs.get_logger("orchestrator.consumer")
 Handler = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import structlog
 
-from orchestrator import servicemodel
+from orchestrator import logs, servicemodel
 from orchestrator.amplify import AmplifyApi
 from orchestrator.backoff import RetryPolicy
 from orchestrator.clock import Clock, MonotonicClock, wall_time
@@ -46,7 +46,7 @@ from orchestrator.outcome import (
 )
 from orchestrator.tracker import EnvKey, JobTracker
 
-log = structlog.get_logger().bind(logger="orchestrator.dispatcher")
+log = logs.get_logger("orchestrator.dispatcher")
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import anyio
-import structlog
 from anyio.abc import TaskStatus
 
+from orchestrator import logs
 from orchestrator.ledger import Ledger
 
-log = structlog.get_logger().bind(logger="orchestrator.lease")
+log = logs.get_logger("orchestrator.lease")
 
 
 class Leases:

@@ -16,12 +16,32 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 import structlog
 
 FORMATS = ("auto", "json", "console")
+
+
+class ModuleLogger:
+    """A module's logger, naming it in the ``logger`` field: ``log = logs.get_logger(name)``.
+
+    Modules create their logger at import time, before :func:`configure` runs at the edge; a
+    structlog logger bound then (``get_logger().bind(...)``) keeps the configuration of that
+    moment, structlog's defaults: console lines on stdout, nothing filtered by level. This one
+    assembles a bound logger from the configuration of the moment on every call (~2 µs).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(structlog.get_logger().bind(logger=self._name), method)
+
+
+def get_logger(name: str) -> ModuleLogger:
+    return ModuleLogger(name)
 
 
 def configure(

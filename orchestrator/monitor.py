@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import anyio
-import structlog
 
+from orchestrator import logs
 from orchestrator.errors import OrchestratorError
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import Sqs
 
-log = structlog.get_logger().bind(logger="orchestrator.monitor")
+log = logs.get_logger("orchestrator.monitor")
 _STATES = {
     "ApproximateNumberOfMessages": "visible",
     "ApproximateNumberOfMessagesNotVisible": "in_flight",

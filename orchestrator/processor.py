@@ -31,7 +31,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
 from orchestrator.sqs import Message, Sqs
 
-log = structlog.get_logger().bind(logger="orchestrator.request")
+log = logs.get_logger("orchestrator.request")
 MAX_ATTRIBUTE_CHARS = 1024
 
 

@@ -17,10 +17,9 @@ import uuid
 from dataclasses import dataclass
 
 import anyio
-import structlog
 from anyio.abc import TaskStatus
 
-from orchestrator import __version__, monitor
+from orchestrator import __version__, logs, monitor
 from orchestrator.amplify import AmplifyApi
 from orchestrator.aws import open_clients
 from orchestrator.consumer import Consumer, ConsumerSettings
@@ -36,7 +35,7 @@ from orchestrator.settings import Settings
 from orchestrator.sqs import Sqs
 from orchestrator.tracker import JobTracker
 
-log = structlog.get_logger().bind(logger="orchestrator.worker")
+log = logs.get_logger("orchestrator.worker")
 
 
 @dataclass(frozen=True)

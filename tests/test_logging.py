@@ -20,7 +20,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from orchestrator import logs, servicemodel
+from orchestrator import consumer, logs, servicemodel
 from orchestrator.emulator import EmulatorConfig
 from orchestrator.settings import load as load_settings
 from tests.stack import (
@@ -370,10 +370,11 @@ def restore_structlog() -> Iterator[None]:
 
 @pytest.mark.usefixtures("restore_structlog")
 def test_json_off_a_tty_and_the_level_filter() -> None:
-    """JSON lines when the stream is not a TTY; DEBUG hidden at INFO; ISO UTC timestamps."""
+    """JSON lines when the stream is not a TTY; DEBUG hidden at INFO; ISO UTC timestamps; and
+    so for module loggers, which exist (imported) before the edge configures logging."""
+    log = logs.get_logger("test")
     stream = io.StringIO()
-    logs.configure("INFO", stream=stream, cache=False)
-    log = structlog.get_logger().bind(logger="test")
+    logs.configure("INFO", stream=stream, cache=True)
     log.debug("hidden")
     log.info("shown", request_id="r-1")
     log.warning("warned")
@@ -383,10 +384,14 @@ def test_json_off_a_tty_and_the_level_filter() -> None:
     assert lines[1]["level"] == "warning"
     assert lines[0]["timestamp"].endswith("Z") and lines[0]["logger"] == "test"
     quiet = io.StringIO()
-    logs.configure("warning", stream=quiet, cache=False)
+    logs.configure("warning", stream=quiet, cache=True)
+    consumer.log.info("hidden")
+    consumer.log.error("failed")
     structlog.get_logger().info("hidden")
-    structlog.get_logger().error("failed")
-    assert [json.loads(line)["event"] for line in quiet.getvalue().splitlines()] == ["failed"]
+    lines = [json.loads(line) for line in quiet.getvalue().splitlines()]
+    assert [(line["event"], line["logger"]) for line in lines] == [
+        ("failed", "orchestrator.consumer")
+    ]
 
 
 @pytest.mark.usefixtures("restore_structlog")
