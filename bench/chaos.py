@@ -279,7 +279,8 @@ def readiness(port: int) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        with exc:  # it holds the response: unclosed, its socket leaks until collected
+            return int(exc.code)
     except OSError:
         return 0
 

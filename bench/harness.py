@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -358,11 +359,15 @@ class WorkerProcess:
         while time.monotonic() < until:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.process.returncode}")
-            with contextlib.suppress(OSError):
-                url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+            url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+            try:
                 with urllib.request.urlopen(url, timeout=1) as response:
                     if response.status == 200:
                         return
+            except urllib.error.HTTPError as exc:  # 503: not ready yet
+                exc.close()  # it holds the response and its socket
+            except OSError:  # not listening yet
+                pass
             time.sleep(0.1)
         raise TimeoutError("worker not ready")
 
