@@ -334,9 +334,13 @@ async def sampling(emulator: EmulatorProcess, start: float) -> AsyncIterator[Sta
 
 class WorkerProcess:
     """``orchestrator run`` in its own process (worker defaults unless overridden), logs to a
-    file; ready once ``/readyz`` answers 200."""
+    file; ready once ``/readyz`` answers 200. ``cwd``: run the ``orchestrator`` package found
+    there (another checkout, for an A/B comparison) instead of the installed one."""
 
-    def __init__(self, queue_url: str, results_url: str, workdir: str, **settings: Any) -> None:
+    def __init__(
+        self, queue_url: str, results_url: str, workdir: str, *, cwd: str | None = None,
+        **settings: Any,
+    ) -> None:  # fmt: skip
         self.metrics_port = free_port()
         values = {
             "queue_url": queue_url,
@@ -351,8 +355,9 @@ class WorkerProcess:
         self.log_path = f"{workdir}/worker-{self.metrics_port}.log"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.cli", "run"], env=env, stdout=log, stderr=log
-            )
+                [sys.executable, "-m", "orchestrator.cli", "run"],
+                env=env, stdout=log, stderr=log, cwd=cwd,
+            )  # fmt: skip
 
     def wait_ready(self, deadline: float = 60.0) -> None:
         until = time.monotonic() + deadline

@@ -132,15 +132,19 @@ async def bare(queue: str, results: str, plan: dict[str, float], mode: str) -> d
         return {"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0}
 
 
-async def _worker_round(
-    sqs: Any, bodies: list[dict[str, Any]], workdir: str, emulator: EmulatorProcess
+async def worker_round(
+    sqs: Any,
+    bodies: list[dict[str, Any]],
+    workdir: str,
+    emulator: EmulatorProcess,
+    cwd: str | None = None,
 ) -> dict[str, Any]:
     """One worker measurement: its CPU for the requests, and the calls it made (the plan)."""
     from tests.stack import create_queues, drain, send
 
     count = len(bodies)
     queues = await create_queues(sqs)
-    worker = WorkerProcess(queues.main, queues.results, workdir, **WORKER)
+    worker = WorkerProcess(queues.main, queues.results, workdir, cwd=cwd, **WORKER)
     try:
         await anyio.to_thread.run_sync(worker.wait_ready)
         await anyio.sleep(1.0)
@@ -199,21 +203,26 @@ async def _bare_round(
     return measured
 
 
-async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
-    from tests.stack import sqs_client
-
-    count, rounds = (300, 1) if quick else (1000, 3)
+def prepare(emulator: EmulatorProcess, count: int) -> list[dict[str, Any]]:
+    """Configure the emulator for this scenario; the change requests to send."""
     emulator.reset()
     environments = [f"e{i}" for i in range(ENVIRONMENTS)]
     emulator.configure(
         rate=None, conflict_mode="accept", job_duration=[0.05, 0.2], apps={APP: environments}
     )
-    bodies = [storage_request(f"ovh.{i}", APP, f"e{i % ENVIRONMENTS}") for i in range(count)]
+    return [storage_request(f"ovh.{i}", APP, f"e{i % ENVIRONMENTS}") for i in range(count)]
+
+
+async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
+    from tests.stack import sqs_client
+
+    count, rounds = (300, 1) if quick else (1000, 3)
+    bodies = prepare(emulator, count)
     per_round: list[dict[str, Any]] = []
     with moto(), tempfile.TemporaryDirectory() as workdir:
         async with sqs_client() as sqs:
             for _ in range(rounds):
-                worker = await _worker_round(sqs, bodies, workdir, emulator)
+                worker = await worker_round(sqs, bodies, workdir, emulator)
                 paced = await _bare_round(sqs, bodies, worker["plan"], emulator, "paced")
                 burst = await _bare_round(sqs, bodies, worker["plan"], emulator, "burst")
                 per_round.append({"worker": worker, "paced": paced, "burst": burst})
