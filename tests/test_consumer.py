@@ -1,7 +1,8 @@
-"""The consumer against moto's SQS: concurrent long polls."""
+"""The consumer against moto's SQS: concurrent long polls, the hand-off to the deleter."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -9,7 +10,7 @@ import anyio
 from orchestrator.consumer import Consumer, ConsumerSettings
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import Message, Sqs
-from tests.stack import Queues
+from tests.stack import Queues, queue_counts, send
 
 
 class CountingSqs(Sqs):
@@ -52,3 +53,52 @@ async def test_receivers_long_poll_concurrently(sqs: Any, queues: Queues) -> Non
             await counting.reached.wait()
         stop.set()
     assert counting.most == 3
+
+
+class GatedDeletes(Sqs):
+    """The real SQS client, whose deletes wait until the test opens the gate."""
+
+    def __init__(self, client: Any, metrics: Metrics) -> None:
+        super().__init__(client, metrics)
+        self.gate = anyio.Event()
+
+    async def delete(self, queue_url: str, messages: Sequence[Message]) -> list[str]:
+        await self.gate.wait()
+        return await super().delete(queue_url, messages)
+
+
+async def test_a_message_finished_at_shutdown_is_still_deleted(sqs: Any, queues: Queues) -> None:
+    """1. One request at a time; the deleter is stuck in a DeleteMessageBatch of the first
+       message (no linger: a batch of one) and its hand-off buffer (one message: the second)
+       is full, so the third finished message waits to be handed over.
+    2. Shutdown with no grace cancels the handlers while it waits there.
+    3. The delete answers: all three messages are deleted. (A cancelled hand-off left the third
+       neither deleted nor released: invisible until its timeout, its outcome sent twice.)"""
+    await send(sqs, queues.main, [{"n": n} for n in range(3)])
+    metrics = Metrics()
+    gated = GatedDeletes(sqs, metrics)
+    handled: list[str] = []
+    all_handled = anyio.Event()
+
+    async def handler(message: Message) -> None:
+        handled.append(message.message_id)
+        if len(handled) == 3:
+            all_handled.set()
+
+    settings = ConsumerSettings(
+        queues.main, concurrency=1, wait_time_seconds=1, shutdown_grace=0, delete_linger=0
+    )
+    consumer = Consumer(gated, handler, settings, metrics)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(consumer.run, stop)
+        with anyio.fail_after(20):
+            await all_handled.wait()
+            await anyio.wait_all_tasks_blocked()
+            assert consumer.in_progress == 1  # the third, waiting to hand its message over
+            stop.set()
+            while consumer.receiving:  # noqa: ASYNC110  # a flag, no event to wait on
+                await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()  # the handlers' cancellation is delivered
+            gated.gate.set()
+    assert await queue_counts(sqs, queues.main) == (0, 0)
