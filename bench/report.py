@@ -199,7 +199,9 @@ def _md_overhead(overhead: dict[str, Any]) -> list[str]:
         f"{per['list_backend_jobs']}, delete batch {per['delete_batch']}, outcome send 1). "
         f"The bare calls are made at the worker's pace (spread over its "
         f"{overhead['worker_wall_s']:g} s), and for reference back to back (32 tasks): a call "
-        "made by a busy process costs less CPU than the same call made alone.",
+        "made by a busy process costs less CPU than the same call made alone. CPU ms per "
+        f"request, medians of {overhead.get('rounds', 1)} rounds (ratios "
+        f"{' / '.join(str(r) for r in overhead.get('ratios', [overhead['ratio']]))}).",
         "",
         "| worker CPU ms/request | bare calls, paced | ratio | bare calls, back to back | ratio |",
         "|---|---|---|---|---|",
