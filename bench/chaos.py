@@ -323,12 +323,18 @@ class Proxy:
                 task_status.started()
                 task_status = anyio.TASK_STATUS_IGNORED
                 async with listener, anyio.create_task_group() as connections:
-                    await listener.serve(self._pipe, task_group=connections)
+                    while True:
+                        client = await listener.listeners[0].accept()  # 127.0.0.1: one
+                        self._connections.add(client)  # closed below if its pipe never starts
+                        connections.start_soon(self._pipe, client)
+            for stream in list(self._connections):
+                await anyio.aclose_forcefully(stream)
+            self._connections.clear()
             await self._restarted.wait()
 
     async def _pipe(self, client: anyio.abc.SocketStream) -> None:
         async with client, await anyio.connect_tcp(*self._target) as upstream:
-            self._connections.update((client, upstream))
+            self._connections.add(upstream)
             try:
                 async with anyio.create_task_group() as both:
                     both.start_soon(_copy, client, upstream)

@@ -140,8 +140,26 @@ class Dispatcher:
         with structlog.contextvars.bound_contextvars(**context):
             async with self._exclusive(step.env_key, f"env:{step.app_id}/{step.environment}"):
                 entry.started_at = entry.started_at or utc_now()
-                await self._ensure_dispatched(step, entry, record, request.secrets)
+                try:
+                    await self._ensure_dispatched(step, entry, record, request.secrets)
+                except BaseException:
+                    await self._mark_let_go(entry, record)
+                    raise
                 await self._follow(step, entry)
+
+    async def _mark_let_go(self, entry: StepRecord, record: LedgerRecord) -> None:
+        """A step left DISPATCHING (its call may or may not have reached the service) is about
+        to lose the environment's lease: whatever job its call made exists by now. Recorded so
+        that the reconciliation on its next delivery does not adopt a job another request
+        makes on the environment later."""
+        if entry.phase != DISPATCHING:
+            return
+        entry.dispatch_until = wall_time()
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._ledger.save(record)
+            except Exception as exc:  # the ledger is down: the next delivery reconciles unbounded
+                log.warning("dispatch_bound_not_saved", error=str(exc))
 
     async def _ensure_dispatched(
         self, step: Step, entry: StepRecord, record: LedgerRecord, secrets: frozenset[str]
@@ -152,9 +170,10 @@ class Dispatcher:
             return
         response = None
         if entry.phase == DISPATCHING and entry.dispatch_began is not None:
-            response = await self._reconcile(step, entry.dispatch_began)
+            response = await self._reconcile(step, entry.dispatch_began, entry.dispatch_until)
         if response is None:
             entry.phase, entry.dispatch_began = DISPATCHING, wall_time()
+            entry.dispatch_until = None
             await self._ledger.save(record)
             response = await self._dispatch(step, secrets, entry)
         entry.job_id = response.get("JobId")
@@ -200,8 +219,12 @@ class Dispatcher:
                     raise RetriesExhausted(f"{step.operation}: {exc}") from exc
                 await self._clock.sleep(self._policy.delay(entry.attempts))
 
-    async def _reconcile(self, step: Step, began: float) -> dict[str, Any] | None:
-        """Find the job an ambiguous (or interrupted) call created, if it created one."""
+    async def _reconcile(
+        self, step: Step, began: float, until: float | None = None
+    ) -> dict[str, Any] | None:
+        """Find the job an ambiguous (or interrupted) call created, if it created one: a job of
+        the same operation on the environment created from ``began`` (to ``until``, when the
+        worker that made the call recorded when it let go of the environment)."""
         if not (servicemodel.creates_job(step.operation) and step.environment):
             return None
         await self._clock.sleep(self._s.reconcile_delay)
@@ -209,8 +232,10 @@ class Dispatcher:
         async with contextlib.aclosing(pager):
             async for page in pager:
                 for job in page:
-                    if _same_operation(job, step.operation) and _created_since(
-                        job, began - self._s.clock_skew
+                    skew = self._s.clock_skew
+                    latest = None if until is None else until + skew
+                    if _same_operation(job, step.operation) and _created_between(
+                        job, began - skew, latest
                     ):
                         log.info("reconciled", job_id=job.get("JobId"))
                         return {**job, "BackendEnvironmentName": step.environment}
@@ -255,10 +280,10 @@ def _same_operation(job: dict[str, Any], operation: str) -> bool:
     }
 
 
-def _created_since(job: dict[str, Any], since: float) -> bool:
+def _created_between(job: dict[str, Any], since: float, until: float | None) -> bool:
     created = str(job.get("CreateTime", ""))
     try:
         stamp = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return False
-    return stamp >= since
+    return stamp >= since and (until is None or stamp <= until)

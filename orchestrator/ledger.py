@@ -8,8 +8,9 @@ stored outcome event unchanged.
 
 One record per request (the unit every backend can write atomically):
 ``request_id, status (IN_PROGRESS | SUCCEEDED | FAILED), deliveries, steps, outcome, updated_at``
-where each step is ``operation, phase, job_id, environment, dispatch_began, status, error,
-started_at, finished_at, attempts`` and ``phase`` is PENDING → DISPATCHING → DISPATCHED → DONE.
+where each step is ``operation, phase, job_id, environment, dispatch_began, dispatch_until,
+status, error, started_at, finished_at, attempts`` and ``phase`` is PENDING → DISPATCHING →
+DISPATCHED → DONE.
 
 Backends implement :class:`Ledger`: :class:`SqliteLedger` (default, a file, WAL) here and
 DynamoDB (conditional writes, many replicas) in :mod:`orchestrator.ledger_dynamodb`;

@@ -44,6 +44,9 @@ class StepRecord:
     phase: str = PENDING
     environment: str | None = None
     dispatch_began: float | None = None
+    #: Set when the worker let go of the step while DISPATCHING (shutdown, an error): any job its
+    #: call made was created before this time, while it held the environment's lease.
+    dispatch_until: float | None = None
 
     def public(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _PUBLIC_STEP_FIELDS}

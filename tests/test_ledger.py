@@ -16,8 +16,16 @@ from orchestrator.emulator import EmulatorConfig
 from orchestrator.lease import Leases
 from orchestrator.ledger import Ledger, LedgerRecord, open_ledger
 from orchestrator.ledger_dynamodb import LedgerConflict
-from orchestrator.outcome import DISPATCHED, StepRecord
-from tests.stack import Queues, drain, queue_counts, running_worker, send, storage_request
+from orchestrator.outcome import DISPATCHED, DISPATCHING, StepRecord
+from tests.stack import (
+    Queues,
+    amplify_client,
+    drain,
+    queue_counts,
+    running_worker,
+    send,
+    storage_request,
+)
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -222,3 +230,32 @@ def test_a_record_survives_its_json_round_trip() -> None:
     )  # fmt: skip
     record.outcome = '{"outcome":"SUCCEEDED"}'
     assert LedgerRecord.from_json(record.to_json()) == record
+
+
+async def test_a_resumed_dispatch_does_not_adopt_a_later_job_of_another_request(
+    sqs: Any, queues: Queues, emulator: Any, tmp_path: Path
+) -> None:
+    """1. The ledger shows request `victim` let go of its step while DISPATCHING 10 s ago (a
+       shutdown cancelled its call: it may or may not have reached the service).
+    2. Since then another request made a job of the same operation on the environment.
+    3. The redelivered `victim` reconciles, finds no job of its own (the other one was made
+       after it let go) and makes its change: its resource exists, not only the other's."""
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    async with open_ledger(ledger_url) as ledger:
+        record = await ledger.begin("victim", ["CreateBackendStorage"])
+        step = record.steps[0]
+        step.phase, step.dispatch_began, step.dispatch_until = (
+            DISPATCHING,
+            time.time() - 10,
+            (time.time() - 9.5),
+        )
+        await ledger.save(record)
+    other = storage_request("other", "app1", "dev", "other-resource")["params"]
+    async with amplify_client() as client:
+        await client.create_backend_storage(**other)
+    await send(sqs, queues.main, [storage_request("victim", "app1", "dev", "victim-resource")])
+    async with running_worker(queues.settings(ledger=ledger_url)):
+        (event,) = await drain(sqs, queues.results, 1, deadline=30)
+    assert event["outcome"] == "SUCCEEDED"
+    made = {str(job.get("resourceName")) for job in emulator.jobs()}
+    assert made == {"other-resource", "victim-resource"}

@@ -14,6 +14,8 @@ import anyio
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
+from orchestrator.ledger import open_ledger
+from orchestrator.outcome import DISPATCHING
 from tests.stack import FAST, Queues, drain, queue_counts, running_worker, send, storage_request
 
 
@@ -64,6 +66,10 @@ async def test_sigterm_mid_run_loses_nothing(
         stopped_in = time.monotonic() - signalled
     assert code == 0
     assert stopped_in < grace + 10
+    async with open_ledger(ledger) as records:  # a step let go mid-dispatch says when
+        for record in await records.find("IN_PROGRESS", 100):
+            for step in record.steps:
+                assert step.phase != DISPATCHING or step.dispatch_until is not None, record
     async with running_worker(queues.settings(ledger=ledger)):
         rest = await drain(sqs, queues.results, 27, deadline=60)
     events = first + rest
