@@ -228,12 +228,12 @@ class Dispatcher:
         if not (servicemodel.creates_job(step.operation) and step.environment):
             return None
         await self._clock.sleep(self._s.reconcile_delay)
+        skew = self._s.clock_skew
+        latest = None if until is None else until + skew
         pager = self._api.list_jobs(step.app_id, step.environment)
         async with contextlib.aclosing(pager):
             async for page in pager:
                 for job in page:
-                    skew = self._s.clock_skew
-                    latest = None if until is None else until + skew
                     if _same_operation(job, step.operation) and _created_between(
                         job, began - skew, latest
                     ):

@@ -126,8 +126,8 @@ class JobTracker:
         # Spawned from the first registering request's task: drop its inherited log context.
         structlog.contextvars.clear_contextvars()
         while self._envs.get(key):
-            due = coalesce(anyio.current_time() + self._interval(key), self._interval(key))
-            with anyio.CancelScope(deadline=due):
+            interval = self._interval(key)
+            with anyio.CancelScope(deadline=coalesce(anyio.current_time() + interval, interval)):
                 await self._wake[key].wait()
                 await self._clock.sleep(self._s.sweep_min)
             self._wake[key] = anyio.Event()
