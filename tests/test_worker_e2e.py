@@ -319,6 +319,12 @@ async def test_http_endpoints_and_documented_metrics(
         assert name in families, name
     requests = [s for s in families["orchestrator_requests"].samples if s.name.endswith("_total")]
     assert [(s.labels["outcome"], s.value) for s in requests] == [("SUCCEEDED", 1.0)]
+    sqs_calls = {  # SQS calls by their API name: the outcome event's SendMessage among them
+        (s.labels["operation"], s.labels["result"]): s.value
+        for s in families["orchestrator_sqs_calls"].samples
+        if s.name.endswith("_total")
+    }
+    assert sqs_calls[("SendMessage", "ok")] == 1 and sqs_calls[("ReceiveMessage", "ok")] >= 1
     documented = pathlib.Path(__file__).parents[1].joinpath("docs/metrics.md").read_text()
     for name in families:
         if name.startswith("orchestrator_"):
