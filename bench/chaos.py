@@ -11,7 +11,14 @@ Each scenario checks the same invariants and reports them:
   inconsistent);
 * no change was made twice: each request's resource was mutated once (duplicates);
 * no two jobs overlapped on one environment (the emulator counts conflicts);
+* every SUCCEEDED step carries the job its own call made (wrong_job: the job of that id is not
+  the step's resource);
 * nothing is left on the change queue.
+
+The exactly-once scenario runs once per *variant* of the service the emulator can play (listing
+order × timestamp format, with finished jobs of the past in every environment and new jobs late
+to be listed): kill -9 at random points plus answers lost after the effect (500s and dropped
+connections) and 504s before it.
 """
 
 from __future__ import annotations
@@ -40,7 +47,14 @@ import anyio
 import anyio.abc
 
 from orchestrator.producer import send_bodies
-from tests.stack import auth_request, create_queues, queue_counts, send, storage_request
+from tests.stack import (
+    auth_request,
+    create_queues,
+    multi_step,
+    queue_counts,
+    send,
+    storage_request,
+)
 
 APPS = [f"app{i}" for i in range(10)]
 ENVIRONMENTS = ["dev", "prod"]
@@ -85,13 +99,15 @@ class Report:
     inconsistent: int = 0
     duplicates: int = 0
     overlaps: int = 0
+    wrong_job: int = 0
     left_on_queue: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        bad = self.lost + self.inconsistent + self.duplicates + self.overlaps + self.left_on_queue
+        bad = self.lost + self.inconsistent + self.duplicates + self.overlaps + self.wrong_job
+        bad += self.left_on_queue
         return bad == 0 and not [n for n in self.notes if n.startswith("FAIL")]
 
 
@@ -106,13 +122,7 @@ def change_requests(count: int, tag: str) -> list[dict[str, Any]]:
         storage = storage_request(f"{tag}-{i}", app, env, f"{tag}s{i}")
         if i % 5 == 4:
             auth = auth_request(f"{tag}-{i}", app, env, f"{tag}a{i}")
-            storage = {
-                "request_id": f"{tag}-{i}",
-                "steps": [
-                    {"operation": auth["operation"], "params": auth["params"]},
-                    {"operation": storage["operation"], "params": storage["params"]},
-                ],
-            }
+            storage = multi_step(f"{tag}-{i}", auth, storage)
         bodies.append(storage)
     return bodies
 
@@ -237,23 +247,45 @@ async def finish(stack: Stack, queues: Any, outcomes: Outcomes, requests: int) -
 
 
 async def check(
-    report: Report, stack: Stack, queues: Any, outcomes: Outcomes, request_ids: Iterable[str]
+    report: Report, stack: Stack, queues: Any, outcomes: Outcomes, bodies: Iterable[dict[str, Any]]
 ) -> Report:
-    """Fill in the invariants: lost, inconsistent, duplicates, overlaps, left on the queue."""
-    wanted = set(request_ids)
-    report.lost = len(wanted - set(outcomes.events))
+    """Fill in the invariants: lost, inconsistent, duplicates, overlaps, wrong job ids, left on
+    the queue."""
+    resources = {body["request_id"]: step_resources(body) for body in bodies}
+    report.lost = len(set(resources) - set(outcomes.events))
     report.inconsistent = sum(
         1 for events in outcomes.events.values() if len(_versions(events)) > 1
     )
     report.outcomes = dict(Counter(e[0]["outcome"] for e in outcomes.events.values()))
-    mutations = Counter(
-        (job.get("Operation"), job.get("resourceName")) for job in stack.emulator.jobs()
-    )
+    jobs = [job for job in stack.emulator.jobs() if not job.get("history")]
+    mutations = Counter((job.get("operation"), job.get("resourceName")) for job in jobs)
     report.duplicates = sum(count - 1 for count in mutations.values() if count > 1)
+    report.wrong_job = wrong_jobs(outcomes, resources, jobs)
     report.overlaps = int(stack.emulator.stats()["conflicts"])
     visible, in_flight = await settle(stack.sqs, queues.main)
     report.left_on_queue = visible + in_flight
     return report
+
+
+def step_resources(body: dict[str, Any]) -> list[str]:
+    """The resource each step of a change request acts on."""
+    steps = body.get("steps") or [body]
+    return [str(step["params"].get("ResourceName")) for step in steps]
+
+
+def wrong_jobs(
+    outcomes: Outcomes, resources: dict[str, list[str]], jobs: list[dict[str, Any]]
+) -> int:
+    """SUCCEEDED steps whose job id is not a job made for that step's resource."""
+    made = {str(job["jobId"]): str(job.get("resourceName")) for job in jobs}
+    wrong = 0
+    for request_id, events in outcomes.events.items():
+        event = events[0]
+        if event["outcome"] != "SUCCEEDED" or request_id not in resources:
+            continue
+        for step, resource in zip(event["steps"], resources[request_id], strict=False):
+            wrong += made.get(str(step.get("job_id"))) != resource
+    return wrong
 
 
 def _versions(events: list[dict[str, Any]]) -> set[str]:
@@ -364,13 +396,16 @@ async def _copy(source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) ->
 # --- scenarios ------------------------------------------------------------------------------
 
 
-async def kill_restart(stack: Stack, *, requests: int, kills: int, seed: int = 1) -> Report:
-    """kill -9 the worker at random points ``kills`` times, restarting it each time."""
+async def kill_restart(
+    stack: Stack, *, requests: int, kills: int, seed: int = 1, tag: str = "kill"
+) -> Report:
+    """kill -9 the worker at random points ``kills`` times, restarting it each time (request
+    ids and the ledger file are named after ``tag``: each run its own)."""
     rng = random.Random(seed)
     queues = await create_queues(stack.sqs, visibility=6)
-    bodies = change_requests(requests, "kill")
+    bodies = change_requests(requests, tag)
     report = Report("kill -9 and restart", requests, f"{kills} kills (SIGKILL)")
-    ledger = f"sqlite:///{stack.workdir / 'kill-ledger.db'}"
+    ledger = f"sqlite:///{stack.workdir / f'{tag}-ledger.db'}"
     workers = WorkerProcesses(stack, queues, ledger)
     began = time.monotonic()
     await send(stack.sqs, queues.main, bodies)
@@ -390,7 +425,67 @@ async def kill_restart(stack: Stack, *, requests: int, kills: int, seed: int = 1
         finally:
             await workers.stop_all()
     report.seconds = time.monotonic() - began
-    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+    return await check(report, stack, queues, outcomes, bodies)
+
+
+ORDERS = ("newest", "oldest", "unordered")
+FORMATS = ("iso", "iso_offset", "epoch_s", "epoch_ms")
+VARIANTS = tuple((order, time_format) for order in ORDERS for time_format in FORMATS)
+#: Answers lost after the effect (500, dropped connection), 504s before it, on the mutations.
+LOST_ANSWERS = {
+    "fault_500_ratio": 0.05,
+    "fault_reset_after_ratio": 0.04,
+    "fault_504_ratio": 0.03,
+    "fault_operations": ["CreateBackendStorage", "CreateBackendAuth"],
+}
+_FAULT_FREE = {
+    "fault_500_ratio": 0.0,
+    "fault_reset_after_ratio": 0.0,
+    "fault_504_ratio": 0.0,
+    "fault_reset_ratio": 0.0,
+    "latency_spike_ratio": 0.0,
+    "fault_operations": None,
+}
+
+
+def play(stack: Stack, variant: tuple[str, str], history: int) -> None:
+    """Make the emulator the variant: listing order, timestamp format, ``history`` finished
+    jobs per environment, new jobs unlisted for 0.3 s, a second job on a busy environment
+    accepted (and counted as an overlap)."""
+    order, time_format = variant
+    stack.emulator.configure(
+        list_order=order,
+        timestamp_format=time_format,
+        history=history,
+        visibility_delay=0.3,
+        conflict_mode="accept",
+    )
+    stack.emulator.reset()  # the history is made when the environments are seeded
+
+
+async def exactly_once(
+    stack: Stack,
+    variant: tuple[str, str],
+    *,
+    requests: int,
+    kills: int,
+    history: int = 50,
+    seed: int = 1,
+) -> Report:
+    """One service variant: kill -9 at random points and answers lost after the effect."""
+    play(stack, variant, history)
+    stack.emulator.configure(**LOST_ANSWERS, seed=seed)
+    name = f"exactly once: {variant[0]} first, {variant[1]} times"
+    try:
+        tag = f"x-{variant[0]}-{variant[1]}"
+        report = await kill_restart(stack, requests=requests, kills=kills, seed=seed, tag=tag)
+    finally:
+        faults = stack.emulator.stats()["faults"]
+        stack.emulator.configure(**_FAULT_FREE)
+    report.scenario = name
+    lost = {kind: faults.get(kind, 0) for kind in ("500", "reset_after", "504")}
+    report.injected += ", " + ", ".join(f"{kind} {count}" for kind, count in lost.items())
+    return report
 
 
 async def api_faults(stack: Stack, *, requests: int, seed: int = 2) -> Report:
@@ -398,6 +493,7 @@ async def api_faults(stack: Stack, *, requests: int, seed: int = 2) -> Report:
     stack.emulator.configure(
         fault_504_ratio=0.10,
         fault_500_ratio=0.05,
+        fault_reset_after_ratio=0.03,
         fault_reset_ratio=0.02,
         latency_spike_ratio=0.05,
         latency_spike=1.0,
@@ -418,12 +514,10 @@ async def api_faults(stack: Stack, *, requests: int, seed: int = 2) -> Report:
                 await workers.stop_all()
     finally:
         faults = stack.emulator.stats()["faults"]
-        stack.emulator.configure(
-            fault_504_ratio=0.0, fault_500_ratio=0.0, fault_reset_ratio=0.0, latency_spike_ratio=0.0
-        )
+        stack.emulator.configure(**_FAULT_FREE)
     report.injected = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.items()))
     report.seconds = time.monotonic() - began
-    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+    return await check(report, stack, queues, outcomes, bodies)
 
 
 async def sqs_outage(stack: Stack, *, requests: int, outage: float) -> Report:
@@ -467,7 +561,7 @@ async def sqs_outage(stack: Stack, *, requests: int, outage: float) -> Report:
             await workers.stop_all()
             group.cancel_scope.cancel()
     report.seconds = time.monotonic() - began
-    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+    return await check(report, stack, queues, outcomes, bodies)
 
 
 async def sigterm_under_load(stack: Stack, *, requests: int, grace: float = 5.0) -> Report:
@@ -492,7 +586,7 @@ async def sigterm_under_load(stack: Stack, *, requests: int, grace: float = 5.0)
         finally:
             await workers.stop_all()
     report.seconds = time.monotonic() - began
-    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+    return await check(report, stack, queues, outcomes, bodies)
 
 
 async def competing_replicas(
@@ -525,15 +619,25 @@ async def competing_replicas(
     finally:
         stack.emulator.configure(conflict_mode="reject")
     report.seconds = time.monotonic() - began
-    return await check(report, stack, queues, outcomes, (b["request_id"] for b in bodies))
+    return await check(report, stack, queues, outcomes, bodies)
 
 
 # --- make chaos -----------------------------------------------------------------------------
 
 
-async def run_all(stack: Stack, ledger_url: str, *, scale: float) -> list[Report]:
+async def run_all(
+    stack: Stack, ledger_url: str, *, scale: float, variants: Iterable[tuple[str, str]]
+) -> list[Report]:
     size = max(20, int(300 * scale))
-    reports = [await kill_restart(stack, requests=size, kills=max(5, int(8 * scale)))]
+    reports = []
+    for variant in variants:
+        reports.append(
+            await exactly_once(stack, variant, requests=size, kills=max(3, int(5 * scale)))
+        )
+        stack.emulator.configure(list_order="newest", timestamp_format="iso", history=0)
+        stack.emulator.reset()
+    stack.emulator.configure(conflict_mode="reject", visibility_delay=0.0)
+    reports.append(await kill_restart(stack, requests=size, kills=max(5, int(8 * scale))))
     stack.emulator.reset()
     reports.append(await api_faults(stack, requests=max(20, int(200 * scale))))
     stack.emulator.reset()
@@ -554,14 +658,14 @@ def print_table(reports: list[Report]) -> None:
 
     table = Table(title="make chaos")
     for column in ("scenario", "requests", "injected", "outcomes", "lost", "inconsistent",
-                   "duplicates", "overlaps", "left", "seconds", "result"):  # fmt: skip
+                   "duplicates", "overlaps", "wrong job", "left", "seconds", "result"):  # fmt: skip
         table.add_column(column)
     for r in reports:
         table.add_row(
             r.scenario, str(r.requests), r.injected,
             ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items())),
             str(r.lost), str(r.inconsistent), str(r.duplicates), str(r.overlaps),
-            str(r.left_on_queue), f"{r.seconds:.0f}", "ok" if r.ok else "FAILED",
+            str(r.wrong_job), str(r.left_on_queue), f"{r.seconds:.0f}", "ok" if r.ok else "FAILED",
         )  # fmt: skip
     console = Console(width=200)
     console.print(table)
@@ -570,7 +674,7 @@ def print_table(reports: list[Report]) -> None:
             console.print(f"  {r.scenario}: {note}", markup=False)
 
 
-async def _main(scale: float, workdir: Path) -> list[Report]:
+async def _main(scale: float, workdir: Path, variants: list[tuple[str, str]]) -> list[Report]:
     from aiobotocore.session import get_session
     from moto.server import ThreadedMotoServer
 
@@ -596,7 +700,9 @@ async def _main(scale: float, workdir: Path) -> list[Report]:
                 await create_table(dynamodb, "chaos-ledger")
             async with get_session().create_client("sqs") as sqs:
                 stack = Stack(sqs, endpoint, emulator, workdir)
-                reports = await run_all(stack, "dynamodb://chaos-ledger", scale=scale)
+                reports = await run_all(
+                    stack, "dynamodb://chaos-ledger", scale=scale, variants=variants
+                )
     finally:
         server.stop()
     return reports
@@ -609,6 +715,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="1 = full size (300 requests, 20 s outage)"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        metavar="ORDER:FORMAT",
+        help="service variants of the exactly-once scenario (default: all "
+        f"{len(VARIANTS)}: {', '.join(ORDERS)} × {', '.join(FORMATS)})",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.json"))
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "orchestrator-chaos"
@@ -617,12 +730,20 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
     print(f"worker logs and ledgers in {args.workdir}")
-    reports = anyio.run(_main, args.scale, args.workdir)
+    variants = [_variant(text) for text in args.variant] if args.variant else list(VARIANTS)
+    reports = anyio.run(_main, args.scale, args.workdir, variants)
     print_table(reports)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps([asdict(r) | {"ok": r.ok} for r in reports], indent=2) + "\n")
     print(f"written to {args.out}")
     return 0 if all(r.ok for r in reports) else 1
+
+
+def _variant(text: str) -> tuple[str, str]:
+    order, _, time_format = text.partition(":")
+    if (order, time_format) not in VARIANTS:
+        raise SystemExit(f"unknown variant {text!r} (ORDER:FORMAT, e.g. oldest:epoch_s)")
+    return order, time_format
 
 
 if __name__ == "__main__":

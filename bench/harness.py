@@ -140,6 +140,7 @@ class EmulatorProcess:
     """``python -m orchestrator.emulator`` on a free port, driven through its admin API."""
 
     def __init__(self, *args: str) -> None:
+        self.args = args  # the command-line knobs, to start a sibling with the same ones
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "orchestrator.emulator", "--port", str(self.port)]

@@ -74,15 +74,7 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         )
     tracking = results.get("tracking")
     if tracking:
-        met["4 ≥ 20× fewer calls"] = (
-            tracking["fewer_calls_ratio"],
-            tracking["fewer_calls_ratio"] >= 20,
-        )
-        p99 = tracking["ours"]["detection_p99_s"]
-        met["4 detection p99 ≤ sweep max + 1 s (scaled)"] = (
-            f"{p99} vs {tracking['detection_target_s']}",
-            p99 <= tracking["detection_target_s"],
-        )
+        met.update(_tracking_targets(tracking))
     overhead = results.get("overhead")
     if overhead:
         met["5 CPU ≤ 1.5× bare"] = (overhead["ratio"], overhead["ratio"] <= 1.5)
@@ -164,26 +156,80 @@ def _md_fairness(fairness: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _md_tracking(tracking: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    lines += [
-        f"**4. Tracking cost** ({tracking['jobs']} jobs in flight over "
-        f"{tracking['environments']} environments, durations 30–120 s scaled "
-        f"÷{tracking['time_scale']:g}, sweep bounds and poll period scaled alike)",
-        "",
-        "| contender | tracking calls | calls/job | detection p50 s | detection p99 s |",
-        "|---|---|---|---|---|",
-    ]
-    for name in ("ours", "getbackendjob_every_2s"):
-        row = tracking[name]
-        lines.append(
-            f"| {name} | {row['tracking_calls']} | {row['calls_per_job']} | "
-            f"{row['detection_p50_s']} | {row['detection_p99_s']} |"
+def _tracking_label(variant: dict[str, Any]) -> str:
+    return f"{variant['history']} past jobs, {variant['list_order']} first"
+
+
+def _tracking_targets(tracking: dict[str, Any]) -> dict[str, Any]:
+    """Scenario 4, per variant: ours ≤ 0.5× the CLI's calls/job and detection p99 ≤ sweep
+    max + 1 s (scaled); per listing order: ours with 500 past jobs within 10% of none."""
+    met: dict[str, Any] = {}
+    target = tracking["detection_target_s"]
+    for variant in tracking["variants"].values():
+        if "ours" not in variant:
+            continue
+        label = _tracking_label(variant)
+        ratio = variant["ours_over_cli_calls"]
+        met[f"4 {label}: calls/job ≤ 0.5× CLI"] = (ratio, ratio <= 0.5)
+        p99 = variant["ours"]["detection_p99_s"]
+        met[f"4 {label}: detection p99 ≤ sweep max + 1 s (scaled)"] = (
+            f"{p99} vs {target}",
+            p99 <= target,
         )
-    lines += [
+    for order, ratio in tracking.get("ours_history_ratio", {}).items():
+        met[f"4 {order} first: calls/job with 500 past jobs within 10% of none"] = (
+            f"{ratio}×",
+            abs(ratio - 1) <= 0.10,
+        )
+    return met
+
+
+def _md_tracking_rows(tracking: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for variant in tracking["variants"].values():
+        head = f"| {variant['history']} | {variant['list_order']}"
+        if "skipped" in variant:
+            lines.append(f"{head} | – | skipped: {variant['skipped']} | | | | |")
+            continue
+        for name in ("ours", "getbackendjob_every_2s", "list_sweep"):
+            row = variant[name]
+            lines.append(
+                f"{head} | {name} | {row['calls_per_job']} | {row['detection_p50_s']} | "
+                f"{row['detection_p99_s']} | {row['noticed']}/{row['jobs']} | "
+                f"{row.get('wall_s', '–')} |"
+            )
+    return lines
+
+
+def _md_tracking(tracking: dict[str, Any]) -> list[str]:
+    scale = tracking["time_scale"]
+    ratios = ", ".join(
+        f"{v['history']} past {v['list_order']} first {v['ours_over_cli_calls']}×"
+        for v in tracking["variants"].values()
+        if "ours" in v
+    )
+    history = ", ".join(f"{o} first {r}×" for o, r in tracking["ours_history_ratio"].items())
+    lines = [
+        f"**4. Tracking cost** ({tracking['environments']} environments × "
+        f"{tracking['jobs_per_environment']} CreateBackendStorage jobs run one after another, "
+        "so at most one job of ours in flight per environment, as the worker serialises "
+        f"mutations; durations 30–120 s scaled ÷{scale:g}; past jobs per environment and "
+        "listing order set on the emulator; each contender on its own emulator with the same "
+        "knobs, all three at once)",
         "",
-        f"Ours makes {tracking['fewer_calls_ratio']}× fewer tracking calls; detection p99 "
-        f"target (sweep max + 1 s, scaled): {tracking['detection_target_s']} s.",
+        "| past jobs | listed first | contender | calls/job | detection p50 s | "
+        "detection p99 s | noticed | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+        *_md_tracking_rows(tracking),
+        "",
+        "ours: the worker's JobTracker with its defaults, time fields scaled; "
+        f"getbackendjob_every_2s: the Amplify CLI's way, GetBackendJob every "
+        f"{tracking['cli_poll_scaled_s']:g} s (2 s scaled) per job; list_sweep: every "
+        f"{tracking['sweep_max_scaled_s']:g} s (sweep max scaled) per environment, "
+        "ListBackendJobs pages of 25 until the job is listed. Calls/job = (ListBackendJobs + "
+        f"GetBackendJob) / jobs. Ours / CLI calls per job: {ratios or '–'}; ours with 500 past "
+        f"jobs / with none: {history or '–'}; detection p99 target (sweep max + 1 s, scaled): "
+        f"{tracking['detection_target_s']:g} s.",
         "",
     ]
     return lines

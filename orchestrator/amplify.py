@@ -105,15 +105,26 @@ class AmplifyApi:
         self._metrics.limiter_rate.set(self._limiter.rate)
 
     async def list_jobs(
-        self, app_id: str, environment: str, *, page_size: int = 25
+        self,
+        app_id: str,
+        environment: str,
+        *,
+        page_size: int = 25,
+        operation: str | None = None,
+        job_id: str | None = None,
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
-        """Walk ListBackendJobs pages (following NextToken as the model's paginator defines)."""
+        """Walk ListBackendJobs pages (following NextToken as the model's paginator defines),
+        filtered by ``operation`` and ``job_id`` when given."""
         config = servicemodel.paginator_config("ListBackendJobs")
         params: dict[str, Any] = {
             "AppId": app_id,
             "BackendEnvironmentName": environment,
             config["limit_key"]: page_size,
         }
+        if operation:
+            params["Operation"] = operation
+        if job_id:
+            params["JobId"] = job_id
         while True:
             page = await self.call("ListBackendJobs", params)
             yield list(page.get(config["result_key"], []))

@@ -5,9 +5,14 @@
   one environment; different environments run in parallel.
 * A step starts only after the previous step's job COMPLETED; a FAILED or timed-out job, or a
   permanent API error, ends the request FAILED.
-* A mutation that failed ambiguously (5xx, lost connection: it may have taken effect) is
-  reconciled before it is sent again: ListBackendJobs is searched for a job of the same
-  operation on the environment created since the call began; if there is one it is adopted.
+* Before a job-creating call, the environment's fence (:mod:`orchestrator.fence`) makes sure
+  that no earlier step's job (of a worker that died or shut down) still runs there; CloneBackend
+  holds its target environment too, the two in a fixed (sorted) order.
+* A mutation that failed ambiguously (5xx, lost connection: it may have taken effect), or was
+  interrupted, is reconciled (:mod:`orchestrator.reconcile`) before anything is sent again: the
+  job it made is adopted; it is sent again only when the listing proves it made none; when
+  neither can be established the step ends FAILED ``effect_unknown``. Every job id is claimed
+  in the ledger by the step whose call made it, so a step's job id is always its own.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -26,15 +30,18 @@ from orchestrator.amplify import AmplifyApi
 from orchestrator.backoff import RetryPolicy
 from orchestrator.clock import Clock, MonotonicClock, wall_time
 from orchestrator.errors import (
+    EffectUnknown,
     JobFailed,
     JobTimedOut,
     PermanentError,
     RetriesExhausted,
     TransientError,
 )
+from orchestrator.fence import EnvFence, step_owner
 from orchestrator.lease import Leases
 from orchestrator.ledger import Ledger, LedgerRecord
 from orchestrator.messages import ChangeRequest, Step
+from orchestrator.metrics import Metrics
 from orchestrator.outcome import (
     DISPATCHED,
     DISPATCHING,
@@ -44,6 +51,7 @@ from orchestrator.outcome import (
     StepRecord,
     utc_now,
 )
+from orchestrator.reconcile import Attempt, Finding, Reconciler, ReconcileSettings, Verdict
 from orchestrator.tracker import EnvKey, JobTracker
 
 log = logs.get_logger("orchestrator.dispatcher")
@@ -52,8 +60,7 @@ log = logs.get_logger("orchestrator.dispatcher")
 @dataclass(frozen=True)
 class DispatchSettings:
     job_timeout: float = 3600.0
-    reconcile_delay: float = 1.0
-    clock_skew: float = 2.0
+    reconcile: ReconcileSettings = ReconcileSettings()
 
 
 class _EnvLock:
@@ -72,6 +79,7 @@ class Dispatcher:
         policy: RetryPolicy,
         settings: DispatchSettings | None = None,
         clock: Clock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._api = api
         self._tracker = tracker
@@ -80,6 +88,11 @@ class Dispatcher:
         self._policy = policy
         self._s = settings or DispatchSettings()
         self._clock = clock or MonotonicClock()
+        self._metrics = metrics or Metrics()
+        self._reconciler = Reconciler(api, ledger, self._s.reconcile, self._clock)
+        self._fence = EnvFence(
+            ledger, self._reconciler, tracker, self._metrics, self._s.job_timeout
+        )
         self._locks: dict[EnvKey, _EnvLock] = {}
 
     async def execute(self, request: ChangeRequest) -> RequestOutcome:
@@ -117,7 +130,8 @@ class Dispatcher:
             if entry.phase == DONE:
                 continue
             try:
-                await self._run_step(request, step, entry, record)
+                owner = step_owner(request.request_id, index)
+                await self._run_step(request, step, entry, record, owner)
             except PermanentError as exc:
                 error = request.scrub(str(exc))
                 entry.error = entry.error or error
@@ -132,20 +146,35 @@ class Dispatcher:
         return RequestOutcome(request.request_id, Outcome.SUCCEEDED, steps=record.steps)
 
     async def _run_step(
-        self, request: ChangeRequest, step: Step, entry: StepRecord, record: LedgerRecord
+        self,
+        request: ChangeRequest,
+        step: Step,
+        entry: StepRecord,
+        record: LedgerRecord,
+        owner: str,
     ) -> None:
         context = {"operation": step.operation, "app_id": step.app_id}
         if step.environment:
             context["environment"] = step.environment
         with structlog.contextvars.bound_contextvars(**context):
-            async with self._exclusive(step.env_key, f"env:{step.app_id}/{step.environment}"):
+            async with self._holding(_environments(step)):
                 entry.started_at = entry.started_at or utc_now()
                 try:
-                    await self._ensure_dispatched(step, entry, record, request.secrets)
+                    for key in _environments(step) if _is_tracked(step) else []:
+                        await self._fence.clear(key, owner)
+                    await self._ensure_dispatched(step, entry, record, request.secrets, owner)
                 except BaseException:
                     await self._mark_let_go(entry, record)
                     raise
                 await self._follow(step, entry)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, keys: list[EnvKey]) -> AsyncIterator[None]:
+        """Every environment the step mutates, taken in sorted order (no deadlock)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for key in keys:
+                await stack.enter_async_context(self._exclusive(key, f"env:{key[0]}/{key[1]}"))
+            yield
 
     async def _mark_let_go(self, entry: StepRecord, record: LedgerRecord) -> None:
         """A step left DISPATCHING (its call may or may not have reached the service) is about
@@ -162,7 +191,12 @@ class Dispatcher:
                 log.warning("dispatch_bound_not_saved", error=str(exc))
 
     async def _ensure_dispatched(
-        self, step: Step, entry: StepRecord, record: LedgerRecord, secrets: frozenset[str]
+        self,
+        step: Step,
+        entry: StepRecord,
+        record: LedgerRecord,
+        secrets: frozenset[str],
+        owner: str,
     ) -> None:
         """Call the API for this step unless the ledger shows it was already called."""
         if entry.phase == DISPATCHED:
@@ -170,15 +204,20 @@ class Dispatcher:
             return
         response = None
         if entry.phase == DISPATCHING and entry.dispatch_began is not None:
-            response = await self._reconcile(step, entry.dispatch_began, entry.dispatch_until)
+            attempt = self._attempt(step, owner, entry.dispatch_began, entry.dispatch_until)
+            response = await self._reconcile(attempt, step)
         if response is None:
+            for key in _environments(step) if _is_tracked(step) else []:
+                await self._fence.enter(key, owner)
             entry.phase, entry.dispatch_began = DISPATCHING, wall_time()
-            entry.dispatch_until = None
+            entry.dispatch_until, entry.environment = None, step.environment or None
             await self._ledger.save(record)
-            response = await self._dispatch(step, secrets, entry)
+            response = await self._dispatch(step, secrets, entry, owner)
         entry.job_id = response.get("JobId")
         entry.environment = response.get("BackendEnvironmentName") or step.environment
         entry.phase = DISPATCHED
+        if entry.job_id:
+            await self._ledger.put_tag(f"job:{entry.job_id}", owner, only_new=True)
         await self._ledger.save(record)
 
     async def _follow(self, step: Step, entry: StepRecord) -> None:
@@ -190,7 +229,11 @@ class Dispatcher:
         with structlog.contextvars.bound_contextvars(job_id=entry.job_id):
             log.info("job_started")
             result = await self._tracker.wait(
-                (step.app_id, entry.environment), entry.job_id, step.operation, limit
+                (step.app_id, entry.environment),
+                entry.job_id,
+                step.operation,
+                limit,
+                age=wall_time() - began,
             )
         entry.status, entry.error = result.status, result.error
         entry.phase, entry.finished_at = DONE, utc_now()
@@ -200,9 +243,9 @@ class Dispatcher:
             )
 
     async def _dispatch(
-        self, step: Step, secrets: frozenset[str], entry: StepRecord
+        self, step: Step, secrets: frozenset[str], entry: StepRecord, owner: str
     ) -> dict[str, Any]:
-        tracked = servicemodel.creates_job(step.operation) and bool(step.environment)
+        tracked = _is_tracked(step)
         while True:
             entry.attempts += 1
             began = wall_time()
@@ -212,35 +255,41 @@ class Dispatcher:
                 )
             except TransientError as exc:
                 log.warning("ambiguous_failure", error=servicemodel.scrub(str(exc), secrets))
-                adopted = await self._reconcile(step, began)
+                adopted = await self._reconcile(
+                    self._attempt(step, owner, began, wall_time()), step
+                )
                 if adopted is not None:
                     return adopted
                 if not self._policy.should_retry(entry.attempts):
                     raise RetriesExhausted(f"{step.operation}: {exc}") from exc
                 await self._clock.sleep(self._policy.delay(entry.attempts))
 
-    async def _reconcile(
-        self, step: Step, began: float, until: float | None = None
-    ) -> dict[str, Any] | None:
-        """Find the job an ambiguous (or interrupted) call created, if it created one: a job of
-        the same operation on the environment created from ``began`` (to ``until``, when the
-        worker that made the call recorded when it let go of the environment)."""
-        if not (servicemodel.creates_job(step.operation) and step.environment):
+    def _attempt(self, step: Step, owner: str, began: float, until: float | None) -> Attempt:
+        return Attempt(step.app_id, step.environment, step.operation, owner, began, until)
+
+    async def _reconcile(self, attempt: Attempt, step: Step) -> dict[str, Any] | None:
+        """The job the call made (adopted), None when it provably made none, or EffectUnknown."""
+        if not _is_tracked(step):
             return None
-        await self._clock.sleep(self._s.reconcile_delay)
-        skew = self._s.clock_skew
-        latest = None if until is None else until + skew
-        pager = self._api.list_jobs(step.app_id, step.environment)
-        async with contextlib.aclosing(pager):
-            async for page in pager:
-                for job in page:
-                    if _same_operation(job, step.operation) and _created_between(
-                        job, began - skew, latest
-                    ):
-                        log.info("reconciled", job_id=job.get("JobId"))
-                        return {**job, "BackendEnvironmentName": step.environment}
-                break
+        finding = await self._reconciler.find(attempt)
+        self._metrics.reconciliations.labels(str(finding.verdict)).inc()
+        if finding.verdict is Verdict.FOUND and finding.job is not None:
+            log.info("reconciled", job_id=finding.job.get("JobId"))
+            return {**finding.job, "BackendEnvironmentName": step.environment}
+        if finding.verdict is Verdict.UNKNOWN:
+            raise self._effect_unknown(step, finding)
+        log.info("reconciled_absent")
         return None
+
+    def _effect_unknown(self, step: Step, finding: Finding) -> EffectUnknown:
+        self._metrics.effect_unknown.labels(step.operation).inc()
+        candidates = ", ".join(finding.candidates) or "none listed"
+        log.error("effect_unknown", why=finding.why, candidates=list(finding.candidates))
+        return EffectUnknown(
+            f"{step.operation}: the answer was lost and whether it took effect cannot be"
+            f" established ({finding.why}); not sent again. Candidate jobs: {candidates}",
+            finding.candidates,
+        )
 
     @contextlib.asynccontextmanager
     async def _exclusive(self, local: EnvKey, lease: str) -> AsyncIterator[None]:
@@ -268,22 +317,14 @@ def _failed_status(record: StepRecord, exc: PermanentError) -> str:
     return "TIMED_OUT" if isinstance(exc, JobTimedOut) else "FAILED"
 
 
-def _normalise(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
+def _is_tracked(step: Step) -> bool:
+    return servicemodel.creates_job(step.operation) and bool(step.environment)
 
 
-def _same_operation(job: dict[str, Any], operation: str) -> bool:
-    listed = str(job.get("Operation", ""))
-    return _normalise(listed) in {
-        _normalise(operation),
-        _normalise(servicemodel.method_name(operation)),
-    }
-
-
-def _created_between(job: dict[str, Any], since: float, until: float | None) -> bool:
-    created = str(job.get("CreateTime", ""))
-    try:
-        stamp = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return False
-    return stamp >= since and (until is None or stamp <= until)
+def _environments(step: Step) -> list[EnvKey]:
+    """The environments a step mutates, sorted: its own, and CloneBackend's target."""
+    keys = {step.env_key}
+    target = step.params.get("TargetEnvironmentName")
+    if step.operation == "CloneBackend" and target:
+        keys.add((step.app_id, str(target)))
+    return sorted(keys)

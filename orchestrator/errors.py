@@ -6,10 +6,13 @@
     │   ├── Throttled          TooManyRequestsException
     │   ├── ServerError        GatewayTimeoutException, HTTP 5xx
     │   ├── ConnectionFailure  connect/read timeouts, resets, closed connections
+    │   ├── EnvironmentBusy    an earlier step's job on the environment is not known to be over
     │   └── DeliveryFailed     an outcome event or DLQ move could not be sent: keep the message
     └── PermanentError         ends the request FAILED
         ├── ApiRejected        BadRequestException, NotFoundException, any other 4xx
         ├── RetriesExhausted   a transient error outlived the retry budget
+        ├── EffectUnknown      a mutation's answer was lost and whether it took effect cannot
+        │                      be established: it is not sent again (at most once)
         ├── JobFailed          a job ended FAILED
         └── JobTimedOut        a job did not reach a terminal status in time
 
@@ -62,6 +65,10 @@ class ConnectionFailure(TransientError):
     reason = "connection_error"
 
 
+class EnvironmentBusy(TransientError):
+    reason = "environment_busy"
+
+
 class DeliveryFailed(TransientError):
     reason = "delivery_failed"
 
@@ -80,6 +87,15 @@ class ApiRejected(PermanentError):
 
 class RetriesExhausted(PermanentError):
     reason = "retries_exhausted"
+
+
+class EffectUnknown(PermanentError):
+    reason = "effect_unknown"
+
+    def __init__(self, message: str, candidates: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        #: Job ids that may be the one the call made (none when nothing could be listed).
+        self.candidates = candidates
 
 
 class JobFailed(PermanentError):

@@ -12,6 +12,12 @@ where each step is ``operation, phase, job_id, environment, dispatch_began, disp
 status, error, started_at, finished_at, attempts`` and ``phase`` is PENDING → DISPATCHING →
 DISPATCHED → DONE.
 
+Besides records, two kinds of *tags* (key → value): ``job:<JobId>`` names the step that owns a
+job (``<request_id>#<step index>``; written once, never overwritten), so reconciliation never
+adopts another request's job; ``env:<AppId>/<BackendEnvironmentName>`` names the step that last
+mutated the environment, so the next mutation there first makes sure that step's job is over
+(:mod:`orchestrator.fence`).
+
 Backends implement :class:`Ledger`: :class:`SqliteLedger` (default, a file, WAL) here and
 DynamoDB (conditional writes, many replicas) in :mod:`orchestrator.ledger_dynamodb`;
 :func:`open_ledger` picks one from a URL.
@@ -78,6 +84,14 @@ class Ledger(Protocol):
 
     async def release_lease(self, key: str, owner: str) -> None: ...
 
+    async def put_tag(self, key: str, value: str, *, only_new: bool = False) -> str:
+        """Store ``value`` under ``key`` (only if ``key`` has none, with ``only_new``); the
+        value stored afterwards. Tags: ``job:<JobId>`` (the step that owns a job) and
+        ``env:<AppId>/<BackendEnvironmentName>`` (the step that last mutated there)."""
+        ...
+
+    async def get_tag(self, key: str) -> str | None: ...
+
     async def close(self) -> None: ...
 
 
@@ -101,6 +115,10 @@ class SqliteLedger:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
             " expires_at REAL NOT NULL)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS tags (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+            " updated_at REAL NOT NULL)"
         )
 
     async def _run(self, function: Callable[[], T]) -> T:
@@ -177,6 +195,27 @@ class SqliteLedger:
         await self._run(
             lambda: self._db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
         )
+
+    async def put_tag(self, key: str, value: str, *, only_new: bool = False) -> str:
+        conflict = "NOTHING" if only_new else "UPDATE SET value = excluded.value"
+
+        def put() -> str:
+            self._db.execute(
+                f"INSERT INTO tags (key, value, updated_at) VALUES (?, ?, ?)"
+                f" ON CONFLICT (key) DO {conflict}",
+                (key, value, self._clock()),
+            )
+            row = self._db.execute("SELECT value FROM tags WHERE key = ?", (key,)).fetchone()
+            return str(row[0])
+
+        return await self._run(put)
+
+    async def get_tag(self, key: str) -> str | None:
+        def get() -> str | None:
+            row = self._db.execute("SELECT value FROM tags WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(get)
 
     async def close(self) -> None:
         await self._run(self._db.close)

@@ -13,6 +13,9 @@ Table layout (``orchestrator init-ledger`` (:func:`orchestrator.oncall.create_ta
 * a lease: ``pk = "lease#<key>"`` with ``owner`` and ``expires_at``, taken with a condition
   (free, expired, or already ours). Expiry compares wall clocks across replicas: keep them in
   NTP sync (skew far below the lease TTL);
+* a tag: ``pk = "tag#<key>"`` with ``value`` (``job:<JobId>`` → the step owning the job, put
+  only if absent; ``env:<AppId>/<env>`` → the step that last mutated the environment), expiring
+  after ``retention`` like finished requests;
 * global secondary index ``by_status`` (hash ``status``, range ``updated_at``) for
   ``orchestrator requests --status``.
 """
@@ -163,6 +166,27 @@ class DynamoLedger:
                 ExpressionAttributeValues={":o": {"S": owner}},
             )
 
+    async def put_tag(self, key: str, value: str, *, only_new: bool = False) -> str:
+        item = {
+            "pk": {"S": _tag_key(key)},
+            "value": {"S": value},
+            "expires_at": {"N": str(int(self._clock() + self._retention))},
+        }
+        condition = {"ConditionExpression": "attribute_not_exists(pk)"} if only_new else {}
+        try:
+            await self._call("put_item", Item=item, **condition)
+        except ClientError:  # only_new, and the key has a value: that one stands
+            stored = await self.get_tag(key)
+            return value if stored is None else stored
+        return value
+
+    async def get_tag(self, key: str) -> str | None:
+        response = await self._call(
+            "get_item", Key={"pk": {"S": _tag_key(key)}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return None if item is None else str(item["value"]["S"])
+
     async def close(self) -> None:
         """The client belongs to :func:`open_dynamodb_ledger`, which closes it."""
 
@@ -173,6 +197,10 @@ def _request_key(request_id: str) -> str:
 
 def _lease_key(key: str) -> str:
     return f"lease#{key}"
+
+
+def _tag_key(key: str) -> str:
+    return f"tag#{key}"
 
 
 @contextlib.asynccontextmanager

@@ -161,6 +161,26 @@ class Metrics:
             buckets=_E2E_BUCKETS,
             registry=r,
         )
+        self.effect_unknown = Counter(
+            "orchestrator_effect_unknown_total",
+            "Mutations whose effect could not be established after a lost answer (not sent"
+            " again; the request FAILED effect_unknown), by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.reconciliations = Counter(
+            "orchestrator_reconciliations_total",
+            "Lost or interrupted mutations looked up in ListBackendJobs, by verdict"
+            " (found: adopted; absent: sent again; unknown: not sent again).",
+            ["verdict"],
+            registry=r,
+        )
+        self.fence_waits = Counter(
+            "orchestrator_environment_fence_waits_total",
+            "Mutations that first waited for an earlier step's job on the environment (a"
+            " worker died or shut down while it ran).",
+            registry=r,
+        )
         self.tracker_sweeps = Counter(
             "orchestrator_tracker_sweeps_total", "ListBackendJobs sweeps.", registry=r
         )

@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator.backoff import RetryPolicy
 from orchestrator.dispatcher import DispatchSettings
 from orchestrator.ratelimit import LimiterSettings
+from orchestrator.reconcile import ReconcileSettings
 from orchestrator.tracker import TrackerSettings
 
 DEFAULT_LEDGER = "sqlite:///orchestrator-ledger.db"
@@ -52,6 +53,7 @@ class Settings:
     log_format: str = "auto"
     ledger: str = DEFAULT_LEDGER
     lease_ttl: float = 30.0
+    clock_skew: float = 2.0
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_cap)
@@ -70,7 +72,12 @@ class Settings:
         )
 
     def dispatch(self) -> DispatchSettings:
-        return DispatchSettings(job_timeout=self.job_timeout)
+        reconcile = ReconcileSettings(
+            clock_skew=self.clock_skew,
+            visibility_grace=self.list_grace,
+            page_size=self.list_page_size,
+        )
+        return DispatchSettings(job_timeout=self.job_timeout, reconcile=reconcile)
 
 
 _HELP = {
@@ -89,6 +96,8 @@ _HELP = {
     "fair_backlog": "received messages that may wait for a request slot (to see past a flood)",
     "receivers": "concurrent long polls (more read a deep queue faster)",
     "lease_ttl": "seconds a dead worker's leases (request, environment) block the others",
+    "clock_skew": "seconds AmplifyBackend's clock may differ from ours (job timestamps)",
+    "list_grace": "seconds a new job may stay unlisted by ListBackendJobs (eventual consistency)",
     "ledger": "job ledger: sqlite:///PATH.db (one host) or dynamodb://TABLE (many replicas)",
 }
 

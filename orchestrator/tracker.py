@@ -1,17 +1,20 @@
-"""Follows every JobId to COMPLETED or FAILED with ListBackendJobs sweeps.
+"""Follows every JobId to COMPLETED or FAILED through ListBackendJobs, at a cost per job that
+depends neither on the environment's history nor on the order the service lists jobs in.
 
-One sweeper task per (AppId, BackendEnvironmentName) with jobs in flight: each sweep walks
-ListBackendJobs pages (newest first on the service, so it stops as soon as every tracked job of
-the environment has been seen) and settles the jobs that reached a terminal status. The cost is
-one paginated sweep per environment per interval, whatever the number of jobs, never one
-GetBackendJob per job per poll.
+One task per (AppId, BackendEnvironmentName) with jobs in flight. Each job has its own next
+check, planned by :class:`orchestrator.schedule.Durations` from the durations of the
+operation's earlier jobs (geometric in the job's age until enough are known). When checks fall
+due, the environment's jobs are looked at in whichever way costs fewer calls:
 
-The interval adapts: ``clamp(age of the youngest job * 0.25, min, max)``, so a fresh job is
-looked at quickly and a long one is not polled hard; each sweep's due time is then coalesced
-(moved by at most 5% of the interval onto a shared grid) so that environments falling due
-together sweep together. A new job wakes its environment's sweeper.
-A job not listed yet is tolerated for ``list_grace`` seconds (the service is eventually
-consistent). Sweeps go through the same rate limiter and retries as every other call.
+* one ListBackendJobs call per due job with the ``JobId`` filter (one page, whatever the
+  history: the worker has one job in flight per environment, so this is the usual way);
+* or one sweep of the environment's pages, when more jobs are due than the last sweep took
+  pages (it stops once every tracked job has been seen, never on a belief about the order).
+
+Each round's due time is coalesced (moved by at most 5% of the gap onto a shared grid) so that
+environments falling due together are looked at together. A job not listed yet is tolerated
+for ``list_grace`` seconds (the service is eventually consistent). Checks go through the same
+rate limiter and retries as every other call.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -31,6 +33,8 @@ from orchestrator.amplify import AmplifyApi
 from orchestrator.clock import Clock, MonotonicClock, wall_time
 from orchestrator.errors import JobTimedOut, OrchestratorError
 from orchestrator.metrics import Metrics
+from orchestrator.schedule import Durations, ScheduleSettings
+from orchestrator.timestamps import parse_timestamp
 
 log = logs.get_logger("orchestrator.tracker")
 EnvKey = tuple[str, str]
@@ -44,6 +48,9 @@ class TrackerSettings:
     list_grace: float = 60.0
     page_size: int = 25
 
+    def schedule(self) -> ScheduleSettings:
+        return ScheduleSettings(self.sweep_min, self.sweep_max, self.age_factor)
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -51,6 +58,8 @@ class JobResult:
     status: str
     error: str | None = None
     update_time: str | None = None
+    #: ListBackendJobs walks that looked for the job (what tracking it cost).
+    checks: int = 0
 
 
 @dataclass(eq=False)
@@ -58,9 +67,11 @@ class _Tracked:
     job_id: str
     operation: str
     registered_at: float
+    due: float
     done: anyio.Event = field(default_factory=anyio.Event)
     result: JobResult | None = None
     last_status: str = ""
+    checks: int = 0
     #: The registering task's log context (request_id, operation, app_id, environment, job_id).
     context: dict[str, Any] = field(default_factory=structlog.contextvars.get_contextvars)
 
@@ -77,8 +88,13 @@ class JobTracker:
         self._metrics = metrics
         self._s = settings or TrackerSettings()
         self._clock = clock or MonotonicClock()
+        self._durations = Durations(self._s.schedule())
         self._envs: dict[EnvKey, dict[str, _Tracked]] = {}
         self._wake: dict[EnvKey, anyio.Event] = {}
+        #: Environments whose task is running.
+        self._followers: set[EnvKey] = set()
+        #: Pages the environment's last sweep walked: what the next one is expected to cost.
+        self._sweep_pages: dict[EnvKey, int] = {}
         self._tg: TaskGroup | None = None
 
     @property
@@ -86,15 +102,18 @@ class JobTracker:
         return sum(len(jobs) for jobs in self._envs.values())
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Own the sweeper tasks until cancelled."""
+        """Own the per-environment tasks until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
             task_status.started()
             await anyio.sleep_forever()
 
-    async def wait(self, key: EnvKey, job_id: str, operation: str, limit: float) -> JobResult:
-        """Block until the job is terminal; raise JobTimedOut after ``limit`` seconds."""
-        tracked = self._register(key, job_id, operation)
+    async def wait(
+        self, key: EnvKey, job_id: str, operation: str, limit: float, *, age: float = 0.0
+    ) -> JobResult:
+        """Block until the job is terminal; raise JobTimedOut after ``limit`` seconds.
+        ``age``: seconds since the job's call was made (a resumed job is not new)."""
+        tracked = self._register(key, job_id, operation, max(0.0, age))
         try:
             with anyio.move_on_after(limit):
                 await tracked.done.wait()
@@ -105,79 +124,137 @@ class JobTracker:
             raise JobTimedOut(f"job {job_id} not terminal after {limit:g}s")
         return tracked.result
 
-    def _register(self, key: EnvKey, job_id: str, operation: str) -> _Tracked:
+    def _register(self, key: EnvKey, job_id: str, operation: str, age: float) -> _Tracked:
         assert self._tg is not None, "JobTracker.run() is not running"
-        tracked = _Tracked(job_id, operation, self._clock.now())
-        jobs = self._envs.setdefault(key, {})
-        if not jobs:
+        now = self._clock.now()
+        due = now + self._durations.next_check(operation, age)
+        tracked = _Tracked(job_id, operation, now - age, due)
+        self._envs.setdefault(key, {})[job_id] = tracked
+        if key not in self._followers:  # exactly one task per environment, ever at once
+            self._followers.add(key)
             self._wake[key] = anyio.Event()
-            self._tg.start_soon(self._sweep_env, key, name=f"sweep {key[0]}/{key[1]}")
-        jobs[job_id] = tracked
+            self._tg.start_soon(self._follow_env, key, name=f"track {key[0]}/{key[1]}")
         self._wake[key].set()
         self._metrics.jobs_in_flight.labels(operation).inc()
         return tracked
 
     def _forget(self, key: EnvKey, tracked: _Tracked) -> None:
         jobs = self._envs.get(key, {})
-        if jobs.pop(tracked.job_id, None) is not None:
+        if jobs.get(tracked.job_id) is tracked:
+            del jobs[tracked.job_id]
             self._metrics.jobs_in_flight.labels(tracked.operation).dec()
 
-    async def _sweep_env(self, key: EnvKey) -> None:
+    async def _follow_env(self, key: EnvKey) -> None:
         # Spawned from the first registering request's task: drop its inherited log context.
         structlog.contextvars.clear_contextvars()
-        while self._envs.get(key):
-            interval = self._interval(key)
-            with anyio.CancelScope(deadline=coalesce(anyio.current_time() + interval, interval)):
-                await self._wake[key].wait()
-                await self._clock.sleep(self._s.sweep_min)
-            self._wake[key] = anyio.Event()
-            if self._envs.get(key):
-                await self._sweep_safely(key)
-        self._envs.pop(key, None)
-        self._wake.pop(key, None)
+        try:
+            while self._envs.get(key):
+                gap = max(0.0, min(t.due for t in self._envs[key].values()) - self._clock.now())
+                deadline = coalesce(anyio.current_time() + gap, gap)
+                with anyio.CancelScope(deadline=deadline):
+                    await self._wake[key].wait()
+                self._wake[key] = anyio.Event()
+                due = self._due(key, slack=0.05 * gap)
+                if due:
+                    await self._check_safely(key, due)
+        finally:
+            # No await since the loop saw no job: a job registered from here on starts a new
+            # task, and this one is gone (two tasks on one environment would check twice).
+            self._followers.discard(key)
+            if not self._envs.get(key):
+                self._envs.pop(key, None)
+                self._wake.pop(key, None)
+                self._sweep_pages.pop(key, None)
 
-    def _interval(self, key: EnvKey) -> float:
-        now = self._clock.now()
-        youngest = min((now - t.registered_at for t in self._envs[key].values()), default=0.0)
-        return min(self._s.sweep_max, max(self._s.sweep_min, youngest * self._s.age_factor))
+    def _due(self, key: EnvKey, slack: float) -> list[_Tracked]:
+        horizon = self._clock.now() + slack
+        return [t for t in self._envs.get(key, {}).values() if t.due <= horizon]
 
-    async def _sweep_safely(self, key: EnvKey) -> None:
+    async def _check_safely(self, key: EnvKey, due: list[_Tracked]) -> None:
         started = self._clock.now()
         try:
-            await self._sweep(key)
+            if len(due) > self._sweep_pages.get(key, 1 + len(due) // self._s.page_size):
+                seen = await self._sweep(key)
+            else:
+                seen = await self._look_up(key, due)
         except OrchestratorError as exc:
             log.warning("sweep_failed", app_id=key[0], environment=key[1], error=str(exc))
+            seen = set()
         self._metrics.tracker_sweep_duration.observe(self._clock.now() - started)
+        self._replan(key, due, seen)
 
-    async def _sweep(self, key: EnvKey) -> None:
-        remaining = set(self._envs.get(key, {}))
+    async def _look_up(self, key: EnvKey, due: list[_Tracked]) -> set[str]:
+        """One ListBackendJobs call with the JobId filter per job (pages followed only if the
+        service did not apply the filter)."""
+        seen: set[str] = set()
+        for tracked in due:
+            tracked.checks += 1
+            seen |= await self._walk(key, {tracked.job_id}, job_id=tracked.job_id)
+        return seen
+
+    async def _sweep(self, key: EnvKey) -> set[str]:
+        tracked = list(self._envs.get(key, {}).values())
+        for job in tracked:
+            job.checks += 1
+        return await self._walk(key, {job.job_id for job in tracked})
+
+    async def _walk(self, key: EnvKey, wanted: set[str], job_id: str | None = None) -> set[str]:
+        """Walk pages until every job in ``wanted`` has been seen (or the pages end)."""
+        remaining, seen = set(wanted), set()
         pages = 0
-        pager = self._api.list_jobs(*key, page_size=self._s.page_size)
+        pager = self._api.list_jobs(*key, page_size=self._s.page_size, job_id=job_id)
         async with contextlib.aclosing(pager):
             async for page in pager:
                 pages += 1
                 for job in page:
-                    if job.get("JobId") in remaining:
-                        remaining.discard(job["JobId"])
+                    found = job.get("JobId")
+                    if found in self._envs.get(key, {}):
+                        seen.add(found)
+                        remaining.discard(found)
                         self._observe(key, job)
                 if not remaining:
                     break
         self._metrics.tracker_sweeps.inc()
         self._metrics.tracker_pages.observe(pages)
-        self._expire_unlisted(key, remaining)
+        if job_id is None:
+            self._sweep_pages[key] = pages
+        return seen
+
+    def _replan(self, key: EnvKey, due: list[_Tracked], seen: set[str]) -> None:
+        now = self._clock.now()
+        for tracked in self._envs.get(key, {}).values():
+            if tracked.result is not None or (tracked not in due and tracked.job_id not in seen):
+                continue
+            if tracked.job_id not in seen and now - tracked.registered_at > self._s.list_grace:
+                error = f"job {tracked.job_id} was never listed by ListBackendJobs"
+                self._settle(tracked, JobResult(tracked.job_id, "FAILED", error))
+                continue
+            age = now - tracked.registered_at
+            tracked.due = now + self._durations.next_check(tracked.operation, age)
 
     def _observe(self, key: EnvKey, job: dict[str, Any]) -> None:
         tracked = self._envs.get(key, {}).get(job["JobId"])
-        if tracked is None:
+        if tracked is None or tracked.result is not None:
             return
         status = str(job.get("Status", ""))
         if status != tracked.last_status:
             tracked.last_status = status
             log.info("job_status", **{**tracked.context, "job_id": tracked.job_id}, status=status)
         if status in servicemodel.TERMINAL_JOB_STATUSES:
-            self._settle(
-                tracked, JobResult(tracked.job_id, status, job.get("Error"), job.get("UpdateTime"))
+            result = JobResult(
+                tracked.job_id, status, job.get("Error"), job.get("UpdateTime"), tracked.checks
             )
+            self._learn(tracked, job)
+            self._settle(tracked, result)
+
+    def _learn(self, tracked: _Tracked, job: dict[str, Any]) -> None:
+        """The job's duration, from its own timestamps when readable, else as seen from here."""
+        created = parse_timestamp(job.get("CreateTime"))
+        updated = parse_timestamp(job.get("UpdateTime"))
+        if created is not None and updated is not None and updated >= created:
+            self._durations.observe(tracked.operation, updated - created)
+        else:
+            self._durations.observe(tracked.operation, self._clock.now() - tracked.registered_at)
 
     def _settle(self, tracked: _Tracked, result: JobResult) -> None:
         tracked.result = result
@@ -188,14 +265,6 @@ class JobTracker:
         delay = detection_delay(result.update_time)
         if delay is not None:
             self._metrics.detection_delay.observe(delay)
-
-    def _expire_unlisted(self, key: EnvKey, unlisted: set[str]) -> None:
-        now = self._clock.now()
-        for job_id in unlisted:
-            tracked = self._envs.get(key, {}).get(job_id)
-            if tracked and now - tracked.registered_at > self._s.list_grace:
-                error = f"job {job_id} was never listed by ListBackendJobs"
-                self._settle(tracked, JobResult(job_id, "FAILED", error))
 
 
 def coalesce(deadline: float, interval: float, slack: float = 0.1) -> float:
@@ -211,10 +280,5 @@ def coalesce(deadline: float, interval: float, slack: float = 0.1) -> float:
 
 def detection_delay(update_time: str | None) -> float | None:
     """Seconds from a job's terminal UpdateTime to now (None when it cannot be parsed)."""
-    if not update_time:
-        return None
-    try:
-        stamp = datetime.fromisoformat(update_time.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-    return max(0.0, wall_time() - stamp)
+    stamp = parse_timestamp(update_time)
+    return None if stamp is None else max(0.0, wall_time() - stamp)

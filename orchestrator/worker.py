@@ -85,7 +85,9 @@ class Worker:
             api = AmplifyApi(amp_c, self.limiter, policy, self.metrics)
             self.tracker = JobTracker(api, self.metrics, s.tracker())
             leases = Leases(ledger, self.worker_id, s.lease_ttl)
-            dispatcher = Dispatcher(api, self.tracker, ledger, leases, policy, s.dispatch())
+            dispatcher = Dispatcher(
+                api, self.tracker, ledger, leases, policy, s.dispatch(), metrics=self.metrics
+            )
             destinations = Destinations(s.results_queue_url, dlq_url, s.allow_destructive)
             processor = RequestProcessor(sqs, dispatcher, destinations, self.metrics, policy)
             self.consumer = Consumer(

@@ -14,9 +14,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
+from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from orchestrator.amplify import AmplifyApi
+from orchestrator.backoff import RetryPolicy
+from orchestrator.emulator import EmulatorConfig, EmulatorHandle, run_emulator
 from orchestrator.metrics import Metrics
+from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
 from orchestrator.settings import Settings
 from orchestrator.worker import Started, Worker
 
@@ -186,6 +191,32 @@ def storage_request(request_id: str, app: str, env: str, resource: str) -> dict[
             },
         },
     }
+
+
+@contextlib.asynccontextmanager
+async def emulated_api(
+    metrics: Metrics | None = None, **knobs: Any
+) -> AsyncIterator[tuple[EmulatorHandle, Any, AmplifyApi]]:
+    """An emulator with ``knobs`` (app1/dev by default), a one-attempt aiobotocore client on it,
+    and the worker's AmplifyApi over that client (fast retries, a high rate)."""
+    config = EmulatorConfig(**{"apps": {"app1": ["dev"]}, "seed": 3, **knobs})
+    async with (
+        run_emulator(config) as emu,
+        get_session().create_client(
+            "amplifybackend",
+            endpoint_url=emu.url,
+            config=AioConfig(retries={"mode": "standard", "total_max_attempts": 1}),
+        ) as client,
+    ):
+        limiter = AdaptiveRateLimiter(LimiterSettings(initial_rate=1000.0))
+        policy = RetryPolicy(3, 0.01, 0.02)
+        yield emu, client, AmplifyApi(client, limiter, policy, metrics or Metrics())
+
+
+def multi_step(request_id: str, *bodies: dict[str, Any]) -> dict[str, Any]:
+    """One change request whose steps are the single-step ``bodies``, in order."""
+    steps = [{"operation": body["operation"], "params": body["params"]} for body in bodies]
+    return {"request_id": request_id, "steps": steps}
 
 
 async def wait_until(predicate: Any, *, deadline: float = 10.0, every: float = 0.01) -> None:

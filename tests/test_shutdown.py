@@ -18,11 +18,34 @@ from orchestrator.ledger import open_ledger
 from orchestrator.outcome import DISPATCHING
 from tests.stack import FAST, Queues, drain, queue_counts, running_worker, send, storage_request
 
+#: (grace, listing order, timestamp format): the release case over every order, and every
+#: format at least once (`make chaos` runs every combination).
+CASES = [
+    (15.0, "newest", "iso"),
+    (0.2, "newest", "iso_offset"),
+    (0.2, "oldest", "epoch_s"),
+    (0.2, "unordered", "epoch_ms"),
+]
+
+
+@pytest.fixture(params=CASES, ids=lambda c: f"grace{c[0]:g}-{c[1]}-{c[2]}")
+def case(request: pytest.FixtureRequest) -> tuple[float, str, str]:
+    grace, order, time_format = request.param
+    return float(grace), str(order), str(time_format)
+
 
 @pytest.fixture
-def emulator_config() -> EmulatorConfig:
+def emulator_config(case: tuple[float, str, str]) -> EmulatorConfig:
+    _, order, time_format = case
     return EmulatorConfig(
-        apps={f"app{i}": ["dev"] for i in range(20)}, job_duration=(0.5, 1.5), seed=3
+        apps={f"app{i}": ["dev"] for i in range(20)},
+        job_duration=(0.5, 1.5),
+        list_order=order,
+        timestamp_format=time_format,
+        history=20,
+        visibility_delay=0.2,
+        conflict_mode="accept",  # an overlapping job is counted, not refused
+        seed=3,
     )
 
 
@@ -42,16 +65,19 @@ def worker_environment(
     return env
 
 
-@pytest.mark.parametrize("grace", [15.0, 0.2], ids=["finish-in-grace", "release-after-grace"])
 async def test_sigterm_mid_run_loses_nothing(
-    sqs: Any, queues: Queues, emulator: Any, grace: float, tmp_path: Path
+    sqs: Any, queues: Queues, emulator: Any, case: tuple[float, str, str], tmp_path: Path
 ) -> None:
-    """1. Start `orchestrator run` as a process; send 30 requests (jobs of 0.5-1.5 s).
+    """1. Start `orchestrator run` as a process; send 30 requests (jobs of 0.5-1.5 s) to a
+       service that lists jobs in the case's order and writes its timestamps in its format,
+       each environment holding 20 finished jobs.
     2. After the first outcomes, SIGTERM it: it exits with code 0 within the grace period
        (plus start-up slack).
     3. A second worker finishes whatever was released: every request has an outcome and the
        queue is empty, every request SUCCEEDED once, and no mutation was made twice: a
-       released request resumes from the ledger instead of calling the API again."""
+       released request resumes from the ledger instead of calling the API again; no two
+       jobs overlapped on an environment; every step carries its own job."""
+    grace = case[0]
     bodies = [storage_request(f"term-{i}", f"app{i % 20}", "dev", f"s{i}") for i in range(30)]
     await send(sqs, queues.main, bodies)
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -76,5 +102,10 @@ async def test_sigterm_mid_run_loses_nothing(
     assert sorted(event["request_id"] for event in events) == sorted(f"term-{i}" for i in range(30))
     assert {event["outcome"] for event in events} == {"SUCCEEDED"}
     assert await queue_counts(sqs, queues.main) == (0, 0)
-    mutations = Counter(str(job.get("resourceName")) for job in emulator.jobs())
+    jobs = [job for job in emulator.jobs() if not job.get("history")]
+    mutations = Counter(str(job.get("resourceName")) for job in jobs)
     assert len(mutations) == 30 and max(mutations.values()) == 1
+    assert emulator.stats()["conflicts"] == 0
+    made = {job["jobId"]: str(job.get("resourceName")) for job in jobs}
+    for event in events:
+        assert made[event["steps"][0]["job_id"]] == f"s{event['request_id'].removeprefix('term-')}"

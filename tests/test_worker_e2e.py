@@ -263,12 +263,13 @@ async def test_job_longer_than_visibility_timeout_is_not_redelivered(
     assert emulator.stats()["calls"].get("CreateBackendStorage") == 1
 
 
-async def test_tracker_follows_list_backend_jobs_pages(
+async def test_tracking_a_job_costs_one_page_per_check_whatever_the_environment_holds(
     sqs: Any, queues: Queues, emulator: Any
 ) -> None:
     """1. Page size 1 and, while our job runs, 5 newer jobs on the same environment created by
-       somebody else (conflict rule accept), so our job is on page 6.
-    2. The worker still sees it COMPLETE: it followed NextToken across pages."""
+       somebody else (conflict rule accept): a walk of the listing would need 6 pages.
+    2. The worker still sees it COMPLETE, and every check read exactly one page: it asks for
+       its job by JobId instead of walking the environment's history."""
     emulator.configure(
         list_page_size=1, conflict_mode="accept", job_duration=(1.0, 1.0), job_duration_dist="fixed"
     )
@@ -281,9 +282,11 @@ async def test_tracker_follows_list_backend_jobs_pages(
                     **storage_request("x", "app1", "dev", f"other{i}")["params"]
                 )
         [event] = await drain(sqs, queues.results, 1)
-        pages = worker.metrics.registry.get_sample_value("orchestrator_tracker_sweep_pages_sum")
+        sample = worker.metrics.registry.get_sample_value
+        pages = sample("orchestrator_tracker_sweep_pages_sum")
+        walks = sample("orchestrator_tracker_sweeps_total")
     assert event["outcome"] == "SUCCEEDED"
-    assert pages is not None and pages >= 6
+    assert walks is not None and walks >= 1 and pages == walks
 
 
 async def test_http_endpoints_and_documented_metrics(

@@ -7,10 +7,11 @@ resources and jobs in memory, runs jobs on a lazily evaluated schedule, and inje
 limits, faults and latency on demand. See ``docs/emulator.md``.
 
 Modules: :mod:`.config` (knobs), :mod:`.protocol` (model-driven routing, wire format, SigV4
-presence check), :mod:`.errors`, :mod:`.service` (the call pipeline), :mod:`.jobs` (clock,
-schedule, listing), :mod:`.state`, :mod:`.effects` (what mutations do), :mod:`.direct` (reads,
-immediate mutations), :mod:`.ratelimit`, :mod:`.faults`, :mod:`.stats`, :mod:`.server`
-(aiohttp app), :mod:`.runner` (lifecycles), :mod:`.cli`.
+presence check), :mod:`.errors`, :mod:`.service` (the call pipeline), :mod:`.jobs` (schedule),
+:mod:`.listing` (ListBackendJobs orders and tokens), :mod:`.timestamps` (clock, formats),
+:mod:`.history` (past jobs), :mod:`.state`, :mod:`.effects` (what mutations do),
+:mod:`.direct` (reads, immediate mutations), :mod:`.ratelimit`, :mod:`.faults`, :mod:`.stats`,
+:mod:`.server` (aiohttp app), :mod:`.runner` (lifecycles), :mod:`.cli`.
 """
 
 from orchestrator.emulator.config import EmulatorConfig

@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.emulator.config import CONFLICT_MODES, DURATION_DISTRIBUTIONS, EmulatorConfig
+from orchestrator.emulator.config import (
+    CONFLICT_MODES,
+    DURATION_DISTRIBUTIONS,
+    TIMESTAMP_FORMATS,
+    EmulatorConfig,
+)
+from orchestrator.emulator.listing import LIST_ORDERS
 from orchestrator.emulator.runner import serve
 
 _DEFAULTS = EmulatorConfig()
@@ -51,10 +57,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.list_page_size,
         help="default ListBackendJobs page size",
     )
+    jobs.add_argument(
+        "--list-order",
+        choices=LIST_ORDERS,
+        default=_DEFAULTS.list_order,
+        help="ListBackendJobs order (default newest first)",
+    )
+    jobs.add_argument(
+        "--timestamp-format",
+        choices=TIMESTAMP_FORMATS,
+        default=_DEFAULTS.timestamp_format,
+        help="how job CreateTime/UpdateTime are written (default iso)",
+    )
+    jobs.add_argument(
+        "--history",
+        type=int,
+        default=_DEFAULTS.history,
+        metavar="N",
+        help="finished jobs each seeded or auto-created environment already has",
+    )
     faults = parser.add_argument_group("faults (probabilities per API call)")
     faults.add_argument("--fault-504", type=float, default=0.0, help="504 before any effect")
     faults.add_argument("--fault-500", type=float, default=0.0, help="500 after the effect")
     faults.add_argument("--fault-reset", type=float, default=0.0, help="connection reset")
+    faults.add_argument(
+        "--fault-reset-after",
+        type=float,
+        default=0.0,
+        help="connection reset after the effect",
+    )
     faults.add_argument("--fault-operations", help="comma-separated operations faults hit")
     faults.add_argument("--latency", type=float, default=0.0, help="seconds added to each call")
     faults.add_argument("--latency-spike-ratio", type=float, default=0.0)
@@ -117,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         fault_504_ratio=args.fault_504,
         fault_500_ratio=args.fault_500,
         fault_reset_ratio=args.fault_reset,
+        fault_reset_after_ratio=args.fault_reset_after,
         latency=args.latency,
         latency_spike_ratio=args.latency_spike_ratio,
         latency_spike=args.latency_spike,
@@ -124,6 +156,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         visibility_delay=args.visibility_delay,
         conflict_mode=args.conflict_mode,
         list_page_size=args.page_size,
+        list_order=args.list_order,
+        timestamp_format=args.timestamp_format,
+        history=args.history,
         apps=_apps(args.app),
         auto_create=args.auto_create,
         require_signature=args.require_signature,

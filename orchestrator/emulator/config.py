@@ -16,11 +16,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import servicemodel
+from orchestrator.emulator.listing import LIST_ORDERS
+from orchestrator.emulator.timestamps import FORMATTERS
 
 DURATION_DISTRIBUTIONS = frozenset({"uniform", "exponential", "fixed"})
 CONFLICT_MODES = frozenset({"reject", "accept"})
+TIMESTAMP_FORMATS = tuple(FORMATTERS)
 MAX_PAGE_SIZE = 25
-_RATIOS = ("fail_ratio", "fault_504_ratio", "fault_500_ratio", "fault_reset_ratio")
+MAX_HISTORY = 100_000
+_RATIOS = (
+    "fail_ratio",
+    "fault_504_ratio",
+    "fault_500_ratio",
+    "fault_reset_ratio",
+    "fault_reset_after_ratio",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class EmulatorConfig:
     fault_504_ratio: float = 0.0
     fault_500_ratio: float = 0.0
     fault_reset_ratio: float = 0.0
+    fault_reset_after_ratio: float = 0.0
     latency: float = 0.0
     latency_spike_ratio: float = 0.0
     latency_spike: float = 0.0
@@ -43,6 +54,9 @@ class EmulatorConfig:
     visibility_delay: float = 0.0
     conflict_mode: str = "reject"
     list_page_size: int = 10
+    list_order: str = "newest"
+    timestamp_format: str = "iso"
+    history: int = 0
     apps: Mapping[str, Sequence[str]] = field(default_factory=dict)
     auto_create: bool = False
     require_signature: bool = True
@@ -53,7 +67,7 @@ class EmulatorConfig:
         object.__setattr__(self, "job_duration", (low, high))
         object.__setattr__(self, "fault_operations", _operations(self.fault_operations))
         object.__setattr__(self, "apps", {str(a): tuple(envs) for a, envs in self.apps.items()})
-        for name in ("burst", "per_app_burst", "list_page_size"):
+        for name in ("burst", "per_app_burst", "list_page_size", "history"):
             object.__setattr__(self, name, int(getattr(self, name)))
         _validate(self)
 
@@ -106,6 +120,12 @@ def _validate(cfg: EmulatorConfig) -> None:
     _check(cfg.job_duration_dist in DURATION_DISTRIBUTIONS, "unknown job_duration_dist")
     _check(cfg.conflict_mode in CONFLICT_MODES, "conflict_mode must be 'reject' or 'accept'")
     _check(1 <= int(cfg.list_page_size) <= MAX_PAGE_SIZE, "list_page_size must be 1..25")
+    _check(cfg.list_order in LIST_ORDERS, f"list_order must be one of {', '.join(LIST_ORDERS)}")
+    _check(
+        cfg.timestamp_format in TIMESTAMP_FORMATS,
+        f"timestamp_format must be one of {', '.join(TIMESTAMP_FORMATS)}",
+    )
+    _check(0 <= cfg.history <= MAX_HISTORY, f"history must be 0..{MAX_HISTORY}")
     if cfg.fail_pattern is not None:
         try:
             re.compile(cfg.fail_pattern)

@@ -28,7 +28,7 @@ from orchestrator.emulator.state import (
 )
 
 Params = dict[str, Any]
-Apply = Callable[[BackendState, Params, str], None]
+Apply = Callable[[BackendState, Params, float], None]  # stamp: a monotonic instant
 ENV = "BackendEnvironmentName"
 
 
@@ -56,11 +56,11 @@ def _env(state: BackendState, params: Params) -> Environment | None:
     return app.envs.get(params[ENV]) if app is not None else None
 
 
-def _create_backend(state: BackendState, p: Params, stamp: str) -> None:
+def _create_backend(state: BackendState, p: Params, stamp: float) -> None:
     state.ensure_app(p["AppId"], p.get("AppName")).ensure_env(p[ENV], stamp)
 
 
-def _clone_backend(state: BackendState, p: Params, stamp: str) -> None:
+def _clone_backend(state: BackendState, p: Params, stamp: float) -> None:
     source = _env(state, p)
     if source is not None:
         target = p["TargetEnvironmentName"]
@@ -68,7 +68,7 @@ def _clone_backend(state: BackendState, p: Params, stamp: str) -> None:
 
 
 def _put(category: str) -> Apply:
-    def apply(state: BackendState, p: Params, stamp: str) -> None:
+    def apply(state: BackendState, p: Params, stamp: float) -> None:
         env = _env(state, p)
         if env is not None:
             name = p["ResourceName"]
@@ -80,7 +80,7 @@ def _put(category: str) -> Apply:
 
 
 def _update(category: str) -> Apply:
-    def apply(state: BackendState, p: Params, stamp: str) -> None:
+    def apply(state: BackendState, p: Params, stamp: float) -> None:
         env = _env(state, p)
         resource = env.resources[category].get(p["ResourceName"]) if env else None
         if resource is not None:
@@ -91,7 +91,7 @@ def _update(category: str) -> Apply:
 
 
 def _delete(category: str) -> Apply:
-    def apply(state: BackendState, p: Params, stamp: str) -> None:
+    def apply(state: BackendState, p: Params, stamp: float) -> None:
         env = _env(state, p)
         if env is not None:
             env.resources[category].pop(p["ResourceName"], None)
@@ -114,7 +114,7 @@ def _pick(p: Params, *names: str) -> dict[str, Any]:
     return {name: p[name] for name in names if name in p}
 
 
-def _import_auth(state: BackendState, p: Params, stamp: str) -> None:
+def _import_auth(state: BackendState, p: Params, stamp: float) -> None:
     env = _env(state, p)
     if env is not None:
         config = _pick(p, "UserPoolId", "IdentityPoolId", "NativeClientId", "WebClientId")
@@ -122,7 +122,7 @@ def _import_auth(state: BackendState, p: Params, stamp: str) -> None:
         env.resources[AUTH][name] = Resource(name, config, stamp, imported=True)
 
 
-def _import_storage(state: BackendState, p: Params, stamp: str) -> None:
+def _import_storage(state: BackendState, p: Params, stamp: float) -> None:
     env = _env(state, p)
     if env is not None:
         config = _pick(p, "BucketName", "ServiceName")
@@ -130,7 +130,7 @@ def _import_storage(state: BackendState, p: Params, stamp: str) -> None:
         env.resources[STORAGE][name] = Resource(name, config, stamp, imported=True)
 
 
-def _generate_models(state: BackendState, p: Params, stamp: str) -> None:
+def _generate_models(state: BackendState, p: Params, stamp: float) -> None:
     env = _env(state, p)
     resource = env.resources[API].get(p["ResourceName"]) if env else None
     if env is not None and resource is not None:
@@ -138,13 +138,13 @@ def _generate_models(state: BackendState, p: Params, stamp: str) -> None:
         env.models[resource.name] = GeneratedModels(text, resource.version)
 
 
-def _delete_backend(state: BackendState, p: Params, stamp: str) -> None:
+def _delete_backend(state: BackendState, p: Params, stamp: float) -> None:
     app = state.apps.get(p["AppId"])
     if app is not None:
         app.envs.pop(p[ENV], None)
 
 
-def _remove_all(state: BackendState, p: Params, stamp: str) -> None:
+def _remove_all(state: BackendState, p: Params, stamp: float) -> None:
     app = state.apps.get(p["AppId"])
     if app is not None:
         app.envs.clear()
@@ -152,7 +152,7 @@ def _remove_all(state: BackendState, p: Params, stamp: str) -> None:
             del state.apps[p["AppId"]]
 
 
-def _create_config(state: BackendState, p: Params, stamp: str) -> None:
+def _create_config(state: BackendState, p: Params, stamp: float) -> None:
     app = state.apps.get(p["AppId"])
     if app is not None:
         manager = p.get("BackendManagerAppId") or app.app_id

@@ -1,12 +1,16 @@
 """Fault injection: which API calls fail, how, and when in the call the failure happens.
 
-Three failure kinds, each with its own probability per API call:
+Four failure kinds, each with its own probability per API call:
 
 * ``reset``: the connection is aborted before anything happens (the client sees a dropped
   connection and cannot know whether the call took effect: it did not);
 * ``504``: GatewayTimeoutException returned before anything happens;
 * ``500``: the call takes effect (a job is created, state changes), then the answer is an
-  ``InternalServiceException`` 500, the ambiguous failure a worker must reconcile.
+  ``InternalServiceException`` 500, the ambiguous failure a worker must reconcile;
+* ``reset_after``: the call takes effect, then the connection is aborted (the client sees a
+  dropped connection, as for ``reset``, but this time the call did happen).
+
+The after-effect kinds only hit calls that succeeded; ``reset_after`` is drawn before ``500``.
 
 Latency: ``latency`` seconds are added to every API call, plus ``latency_spike`` seconds with
 probability ``latency_spike_ratio``. Faults and spikes only hit the operations in
@@ -24,8 +28,9 @@ from orchestrator.emulator.config import EmulatorConfig
 RESET = "reset"
 GATEWAY_TIMEOUT = "504"
 INTERNAL_ERROR = "500"
+RESET_AFTER = "reset_after"
 LATENCY_SPIKE = "latency_spike"
-FAULT_KINDS = (GATEWAY_TIMEOUT, INTERNAL_ERROR, RESET, LATENCY_SPIKE)
+FAULT_KINDS = (GATEWAY_TIMEOUT, INTERNAL_ERROR, RESET, RESET_AFTER, LATENCY_SPIKE)
 
 
 class FaultInjector:
@@ -35,6 +40,7 @@ class FaultInjector:
         self._reset = cfg.fault_reset_ratio
         self._504 = cfg.fault_504_ratio
         self._500 = cfg.fault_500_ratio
+        self._reset_after = cfg.fault_reset_after_ratio
         self._latency = cfg.latency
         self._spike_ratio = cfg.latency_spike_ratio
         self._spike = cfg.latency_spike
@@ -55,9 +61,15 @@ class FaultInjector:
             return GATEWAY_TIMEOUT
         return None
 
-    def after_effect(self, operation: str) -> bool:
-        """True when a call that took effect must still answer 500."""
-        return self._targets(operation) and self._hit(self._500)
+    def after_effect(self, operation: str) -> str | None:
+        """``reset_after``, ``500`` or None: how a call that took effect must still fail."""
+        if not self._targets(operation):
+            return None
+        if self._hit(self._reset_after):
+            return RESET_AFTER
+        if self._hit(self._500):
+            return INTERNAL_ERROR
+        return None
 
     def delay(self, operation: str) -> tuple[float, bool]:
         """Seconds to wait before answering, and whether a spike was drawn."""

@@ -9,55 +9,31 @@ was noticed. On COMPLETED the board calls ``on_complete`` (the mutation's effect
 
 ``UpdateBackendJob`` with a different status takes the job off the schedule (e.g. CANCELLED):
 it never advances or takes effect afterwards. A job is *active* (counts for the conflict rule)
-while it is scheduled and not terminal. Jobs are listed newest first per (app, environment);
-``NextToken`` is an opaque cursor (the sequence number to continue below), so pages stay
-stable while new jobs arrive.
+while it is scheduled and not terminal. *History* jobs (:mod:`.history`) are filed already
+terminal, in the past: never scheduled, never active, no effect, not counted as created.
+Listing (orders, NextToken) is :mod:`.listing`.
 
-Time: every deadline is a ``time.monotonic()`` value, so wall-clock steps cannot reorder
-anything; CreateTime/UpdateTime are ISO 8601 UTC with microseconds, computed by
-:class:`Timebase` as the wall time at start plus the monotonic time elapsed since, so a job's
-terminal UpdateTime is exactly its CreateTime plus its duration.
+Time: CreateTime/UpdateTime are kept as monotonic instants (:mod:`.timestamps`) and written
+in the configured format only when an answer is built, so a format change applies to every
+job, and a job's terminal UpdateTime is exactly its CreateTime plus its duration.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import heapq
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator import servicemodel
-from orchestrator.emulator.errors import bad_request, not_found
-
-
-class Timebase:
-    """Monotonic instants for scheduling, shown as wall-clock ISO 8601 timestamps."""
-
-    def __init__(self) -> None:
-        self._mono0 = time.monotonic()
-        self._wall0 = time.time()
-
-    @staticmethod
-    def now() -> float:
-        return time.monotonic()
-
-    def wall(self, mono: float) -> float:
-        """Epoch seconds of a monotonic instant."""
-        return self._wall0 + (mono - self._mono0)
-
-    def iso(self, mono: float) -> str:
-        """ISO 8601 UTC (``2025-01-31T12:00:00.123456Z``) of a monotonic instant."""
-        stamp = datetime.fromtimestamp(self.wall(mono), tz=UTC)
-        return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
+from orchestrator.emulator.errors import not_found
+from orchestrator.emulator.listing import EnvJobs, page, shuffle_key
+from orchestrator.emulator.timestamps import Timebase
 
 REQUESTED, IN_PROGRESS, COMPLETED, FAILED = "REQUESTED", "IN_PROGRESS", "COMPLETED", "FAILED"
 EnvKey = tuple[str, str]
+Show = Callable[[float], str]
 
 
 @dataclass(slots=True, eq=False)
@@ -70,53 +46,85 @@ class Job:
     env: str
     params: dict[str, Any]
     visible_at: float
-    create_time: str
-    update_time: str
+    created: float  # monotonic instants
+    updated: float
+    shuffle: int  # rank in the "unordered" listing order
     status: str = REQUESTED
     error: str | None = None
     failure: str | None = None  # the Error a FAILED outcome will carry (decided at creation)
     scheduled: bool = True
+    history: bool = False
 
-    def api_view(self) -> dict[str, Any]:
-        """The job as the model's job shapes name it (GetBackendJob, ListBackendJobs)."""
+    def api_view(self, show: Show) -> dict[str, Any]:
+        """The job as the model's job shapes name it, timestamps written by ``show``."""
         return {
             "AppId": self.app_id,
             "BackendEnvironmentName": self.env,
             "JobId": self.job_id,
             "Operation": self.operation,
             "Status": self.status,
-            "CreateTime": self.create_time,
-            "UpdateTime": self.update_time,
+            "CreateTime": show(self.created),
+            "UpdateTime": show(self.updated),
             "Error": self.error,
         }
 
-    def admin_view(self, now: float) -> dict[str, Any]:
-        """The job as ``GET /_emulator/jobs`` shows it (parameters redacted)."""
+    def admin_view(self, now: float, timebase: Timebase) -> dict[str, Any]:
+        """The job as ``GET /_emulator/jobs`` shows it (ISO times, epochs, params redacted)."""
         return {
             "jobId": self.job_id,
             "operation": self.operation,
             "appId": self.app_id,
             "backendEnvironmentName": self.env,
             "status": self.status,
-            "createTime": self.create_time,
-            "updateTime": self.update_time,
+            "createTime": timebase.iso(self.created),
+            "updateTime": timebase.iso(self.updated),
+            "createEpoch": timebase.wall(self.created),
+            "updateEpoch": timebase.wall(self.updated),
             "error": self.error,
             "resourceName": self.params.get("ResourceName"),
             "visible": self.visible_at <= now,
+            "history": self.history,
             "params": servicemodel.redact_params(self.origin, self.params),
         }
 
 
+class Finished(NamedTuple):
+    """A terminal job to file as history."""
+
+    job_id: str
+    operation: str
+    params: dict[str, Any]
+    created: float
+    updated: float
+    status: str
+    error: str | None
+
+
 class JobBoard:
-    def __init__(self, timebase: Timebase, on_complete: Callable[[Job], None]) -> None:
-        self._time = timebase
+    def __init__(self, on_complete: Callable[[Job], None], salt: str = "") -> None:
         self._on_complete = on_complete
+        self.salt = salt  # of the "unordered" rank of jobs created from now on
         self._by_id: dict[str, Job] = {}
-        self._by_env: dict[EnvKey, list[Job]] = {}
+        self._by_env: dict[EnvKey, EnvJobs[Job]] = {}
         self._active: Counter[EnvKey] = Counter()
         self._apps: set[str] = set()
         self._heap: list[tuple[float, int, Job, str]] = []
         self._seq = 0
+        self._history = 0
+
+    def _new(self, job_id: str, operation: str, key: EnvKey, params: dict[str, Any]) -> Job:
+        self._seq += 1
+        rank = shuffle_key(self.salt, job_id)
+        job = Job(self._seq, job_id, operation, operation, *key, params, 0.0, 0.0, 0.0, rank)
+        self._by_id[job_id] = job
+        self._apps.add(key[0])
+        return job
+
+    def _env_jobs(self, key: EnvKey) -> EnvJobs[Job]:
+        found = self._by_env.get(key)
+        if found is None:
+            found = self._by_env[key] = EnvJobs[Job]()
+        return found
 
     def create(
         self,
@@ -129,29 +137,28 @@ class JobBoard:
         visibility: float,
         failure: str | None,
     ) -> Job:
-        self._seq += 1
-        stamp = self._time.iso(now)
-        job = Job(
-            self._seq,
-            job_id,
-            operation,
-            operation,
-            key[0],
-            key[1],
-            params,
-            now + visibility,
-            stamp,
-            stamp,
-        )
+        job = self._new(job_id, operation, key, params)
+        job.created = job.updated = now
+        job.visible_at = now + visibility
         job.failure = failure
-        self._by_id[job_id] = job
-        self._apps.add(key[0])
-        self._by_env.setdefault(key, []).append(job)
+        self._env_jobs(key).add(job)
         self._active[key] += 1
         terminal = FAILED if failure is not None else COMPLETED
         heapq.heappush(self._heap, (now + duration / 4, 2 * job.seq, job, IN_PROGRESS))
         heapq.heappush(self._heap, (now + duration, 2 * job.seq + 1, job, terminal))
         return job
+
+    def add_history(self, key: EnvKey, finished: Iterable[Finished]) -> None:
+        """File terminal jobs of the past: listable, never scheduled, no effect."""
+        jobs = []
+        for item in finished:
+            job = self._new(item.job_id, item.operation, key, item.params)
+            job.created, job.updated, job.visible_at = item.created, item.updated, item.created
+            job.status, job.error = item.status, item.error
+            job.scheduled, job.history = False, True
+            jobs.append(job)
+        self._env_jobs(key).add_many(jobs)
+        self._history += len(jobs)
 
     def advance(self, now: float) -> None:
         """Apply every transition due by ``now``, in due order."""
@@ -163,7 +170,7 @@ class JobBoard:
 
     def _transition(self, job: Job, status: str, due: float) -> None:
         job.status = status
-        job.update_time = self._time.iso(due)
+        job.updated = due
         if status == FAILED:
             job.error = job.failure
         if status in servicemodel.TERMINAL_JOB_STATUSES:
@@ -198,44 +205,29 @@ class JobBoard:
             if job.scheduled:
                 self._unschedule(job)
             job.status = status
-        job.update_time = self._time.iso(now)
+        job.updated = now
 
     def page(
-        self, key: EnvKey, now: float, filters: dict[str, str], limit: int, token: str | None
+        self,
+        key: EnvKey,
+        order: str,
+        now: float,
+        filters: dict[str, str],
+        limit: int,
+        token: str | None,
     ) -> tuple[list[Job], str | None]:
-        """One ListBackendJobs page (newest first) and the token of the next one."""
-        before = _decode(token) if token else None
-        found: list[Job] = []
-        for job in reversed(self._by_env.get(key, ())):
-            if (before is not None and job.seq >= before) or job.visible_at > now:
-                continue
-            if all(getattr(job, _FILTERS[name]) == value for name, value in filters.items()):
-                found.append(job)
-                if len(found) > limit:
-                    return found[:limit], _encode(found[limit - 1].seq)
-        return found, None
+        """One ListBackendJobs page in ``order`` and the token of the next one."""
+        return page(self._by_env.get(key) or EnvJobs[Job](), order, now, filters, limit, token)
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self._by_id.values())
 
     def counts(self) -> dict[str, int]:
-        counts = Counter(job.status for job in self._by_id.values())
-        return {"created": len(self._by_id), "active": sum(self._active.values()), **counts}
-
-
-_FILTERS = {"JobId": "job_id", "Operation": "operation", "Status": "status"}
-_TOKEN_PREFIX = "jobs-v1:"
-
-
-def _encode(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{seq}".encode()).decode()
-
-
-def _decode(token: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if text.startswith(_TOKEN_PREFIX):
-            return int(text[len(_TOKEN_PREFIX) :])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        pass
-    raise bad_request(f"invalid NextToken {token!r}")
+        """Jobs created through the API (by status, active) and history jobs."""
+        counts = Counter(job.status for job in self._by_id.values() if not job.history)
+        return {
+            "created": len(self._by_id) - self._history,
+            "active": sum(self._active.values()),
+            "history": self._history,
+            **counts,
+        }

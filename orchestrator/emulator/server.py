@@ -5,7 +5,8 @@ aiohttp's router from the model's method and ``requestUri`` template; each route
 a closure over its precompiled binding, so the hot path does no model lookups: signature
 check -> parse -> :meth:`Emulator.call` -> serialise -> latency -> answer. No middleware runs
 on API calls. ``ApiError`` becomes the model's status, ``x-amzn-ErrorType`` and JSON body; the
-reset fault aborts the transport so the client sees a dropped connection.
+reset faults (before or after the effect) abort the transport: the client sees a dropped
+connection.
 
 Admin endpoints: ``GET /_emulator/stats``, ``GET /_emulator/jobs``, ``GET|POST
 /_emulator/config``, ``POST /_emulator/reset``, ``GET /_emulator/health``.

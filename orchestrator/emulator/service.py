@@ -3,15 +3,17 @@
 :meth:`Emulator.call` is the pipeline every API call goes through once its request is parsed:
 rate limits (global, then per AppId) -> faults decided before any effect (reset, 504) ->
 due job transitions applied -> botocore validation of the parameters -> the operation ->
-the 500 fault decided after the effect. Operations are classified by the service model:
-job control (GetBackendJob, ListBackendJobs, UpdateBackendJob), job-creating mutations
-(``servicemodel.creates_job``), immediate mutations and reads (:mod:`.direct`).
+the faults decided after the effect (reset_after, 500). Operations are classified by the
+service model: job control (GetBackendJob, ListBackendJobs, UpdateBackendJob), job-creating
+mutations (``servicemodel.creates_job``), immediate mutations and reads (:mod:`.direct`).
 
 Job-creating mutations are filed under their ``BackendEnvironmentName``; those without one
 (RemoveAllBackends, CreateBackendConfig) under the reserved environment ``_app``, which
 CreateBackendConfig returns as its BackendEnvironmentName and ListBackendJobs accepts for any
 existing app. Job control needs the app and environment to be known: existing in state, or
-having jobs filed (a deleted environment's jobs stay listable).
+having jobs filed (a deleted environment's jobs stay listable). Environments seeded from
+``apps`` or made by ``auto_create`` get ``history`` finished jobs (:mod:`.history`). Job
+timestamps are written in ``timestamp_format`` (:mod:`.timestamps`) when an answer is built.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from orchestrator.emulator.direct import DIRECT
 from orchestrator.emulator.effects import EFFECTS
 from orchestrator.emulator.errors import bad_request, gateway_timeout, internal_error, not_found
 from orchestrator.emulator.errors import throttled as throttled_error
-from orchestrator.emulator.faults import INTERNAL_ERROR, RESET, FaultInjector
-from orchestrator.emulator.jobs import EnvKey, Job, JobBoard, Timebase
+from orchestrator.emulator.faults import RESET, RESET_AFTER, FaultInjector
+from orchestrator.emulator.history import finished_jobs
+from orchestrator.emulator.jobs import EnvKey, Job, JobBoard
 from orchestrator.emulator.ratelimit import RateLimiter
 from orchestrator.emulator.state import BackendState
 from orchestrator.emulator.stats import Stats
+from orchestrator.emulator.timestamps import Timebase
 
 APP_SCOPE = "_app"
 Params = dict[str, Any]
@@ -40,7 +44,7 @@ Result = dict[str, Any]
 
 
 class ConnectionReset(Exception):
-    """The call must end with an aborted connection (the reset fault)."""
+    """The call must end with an aborted connection (the reset and reset_after faults)."""
 
 
 class Emulator:
@@ -62,18 +66,18 @@ class Emulator:
         self.rng = random.Random(self.config.seed)
         self.counters = Stats()
         self.state = BackendState()
-        self.state.seed(self.config.apps, self.time.iso(self.time.now()))
-        self.board = JobBoard(self.time, self._complete)
+        self.board = JobBoard(self._complete)
         self._apply_config()
+        self._seed_apps()
 
     def configure(self, **updates: Any) -> EmulatorConfig:
         """Change knobs at runtime (buckets re-created; apps added; seed re-seeds the RNG)."""
         self.config = self.config.with_updates(updates)
         if "seed" in updates:
             self.rng.seed(self.config.seed)
-        if "apps" in updates:
-            self.state.seed(self.config.apps, self.time.iso(self.time.now()))
         self._apply_config()
+        if "apps" in updates:
+            self._seed_apps()
         return self.config
 
     def _apply_config(self) -> None:
@@ -82,6 +86,20 @@ class Emulator:
         self.limiter = RateLimiter(cfg.rate, cfg.burst, cfg.per_app_rate, cfg.per_app_burst, now)
         self.faults = FaultInjector(cfg, self.rng)
         self._fail_pattern = re.compile(cfg.fail_pattern) if cfg.fail_pattern else None
+        self.show_time = self.time.formatter(cfg.timestamp_format)
+        self.state.show_time = self.show_time
+        self.board.salt = str(cfg.seed)
+
+    def _seed_apps(self) -> None:
+        """Add the configured apps' missing environments, each with its history."""
+        now = self.time.now()
+        for key in self.state.seed(self.config.apps, now):
+            self._add_history(key, now)
+
+    def _add_history(self, key: EnvKey, now: float) -> None:
+        if self.config.history > 0:
+            jobs = finished_jobs(key, self.config.history, self.config.seed, now)
+            self.board.add_history(key, jobs)
 
     def stats(self) -> dict[str, Any]:
         now = self.time.now()
@@ -94,7 +112,8 @@ class Emulator:
     def jobs(self) -> list[dict[str, Any]]:
         now = self.time.now()
         self.board.advance(now)
-        return [job.admin_view(now) for job in self.board]
+        ordered = sorted(self.board, key=lambda job: (job.created, job.seq))
+        return [job.admin_view(now, self.time) for job in ordered]
 
     # -- the call pipeline ------------------------------------------------------------------
 
@@ -115,8 +134,11 @@ class Emulator:
         if problems:
             raise bad_request("; ".join(problems))
         result = self._dispatch(operation, params, now)
-        if self.faults.after_effect(operation):
-            self.counters.faults[INTERNAL_ERROR] += 1
+        fault = self.faults.after_effect(operation)
+        if fault is not None:
+            self.counters.faults[fault] += 1
+            if fault == RESET_AFTER:
+                raise ConnectionReset
             raise internal_error()
         return result
 
@@ -172,11 +194,12 @@ class Emulator:
             return
         app = self.state.ensure_app(params["AppId"])
         env = params.get("BackendEnvironmentName")
-        if env:
-            app.ensure_env(env, self.time.iso(now))
+        if env and env not in app.envs:
+            app.ensure_env(env, now)
+            self._add_history((app.app_id, env), now)
 
     def _complete(self, job: Job) -> None:
-        EFFECTS[job.origin].apply(self.state, job.params, job.update_time)
+        EFFECTS[job.origin].apply(self.state, job.params, job.updated)
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -213,7 +236,7 @@ class Emulator:
         return key
 
     def _get_job(self, params: Params, now: float) -> Result:
-        return self.board.find(self._job_key(params), params["JobId"], now).api_view()
+        return self.board.find(self._job_key(params), params["JobId"], now).api_view(self.show_time)
 
     def _list_jobs(self, params: Params, now: float) -> Result:
         key = self._job_key(params)
@@ -225,13 +248,14 @@ class Emulator:
             filters["Operation"] = (
                 servicemodel.resolve_operation(filters["Operation"]) or (filters["Operation"])
             )
-        jobs, token = self.board.page(key, now, filters, limit, params.get("NextToken"))
-        return {"Jobs": [job.api_view() for job in jobs], "NextToken": token}
+        order, token = self.config.list_order, params.get("NextToken")
+        jobs, following = self.board.page(key, order, now, filters, limit, token)
+        return {"Jobs": [job.api_view(self.show_time) for job in jobs], "NextToken": following}
 
     def _update_job(self, params: Params, now: float) -> Result:
         job = self.board.find(self._job_key(params), params["JobId"], now)
         self.board.update(job, params.get("Status"), params.get("Operation"), now)
-        return job.api_view()
+        return job.api_view(self.show_time)
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -8,13 +8,14 @@ Layout::
 
 Only completed jobs and the immediate mutations (tokens, backend config) change it; the
 lookups here raise the NotFoundException the API answers with. Resource configurations are
-stored with API (model) member names, exactly as the request carried them.
+stored with API (model) member names, exactly as the request carried them. Creation times
+are monotonic instants (those of the completing jobs), written by ``show_time`` when answered.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ CATEGORIES = (AUTH, STORAGE, API)
 class Resource:
     name: str
     config: dict[str, Any]
-    created: str
+    created: float  # monotonic instant
     version: int = 1
     imported: bool = False
 
@@ -44,7 +45,7 @@ class GeneratedModels:
 @dataclass
 class Environment:
     name: str
-    created: str
+    created: float  # monotonic instant
     resources: dict[str, dict[str, Resource]] = field(
         default_factory=lambda: {category: {} for category in CATEGORIES}
     )
@@ -56,7 +57,7 @@ class Environment:
             raise not_found(category, f"{category} resource {name!r} not found in {self.name!r}")
         return found
 
-    def clone(self, name: str, created: str) -> Environment:
+    def clone(self, name: str, created: float) -> Environment:
         copied = copy.deepcopy(self)
         copied.name, copied.created = name, created
         return copied
@@ -78,7 +79,7 @@ class App:
             )
         return found
 
-    def ensure_env(self, name: str, created: str) -> Environment:
+    def ensure_env(self, name: str, created: float) -> Environment:
         found = self.envs.get(name)
         if found is None:
             found = self.envs[name] = Environment(name, created)
@@ -86,8 +87,9 @@ class App:
 
 
 class BackendState:
-    def __init__(self) -> None:
+    def __init__(self, show_time: Callable[[float], str] = str) -> None:
         self.apps: dict[str, App] = {}
+        self.show_time = show_time  # writes instants in answers (ListS3Buckets CreationDate)
 
     def app(self, app_id: str) -> App:
         found = self.apps.get(app_id)
@@ -106,19 +108,24 @@ class BackendState:
             found.app_name = app_name
         return found
 
-    def seed(self, apps: Mapping[str, Sequence[str]], created: str) -> None:
-        """Add the pre-seeded apps and environments that are missing (app name = app id)."""
+    def seed(self, apps: Mapping[str, Sequence[str]], created: float) -> list[tuple[str, str]]:
+        """Add the pre-seeded apps and environments that are missing (app name = app id);
+        returns the (app, environment) pairs added."""
+        added = []
         for app_id, envs in apps.items():
             app = self.ensure_app(app_id)
             for name in envs:
-                app.ensure_env(name, created)
+                if name not in app.envs:
+                    app.ensure_env(name, created)
+                    added.append((app_id, name))
+        return added
 
     def buckets(self) -> list[tuple[str, str]]:
-        """(bucket name, creation time) of every storage resource, across all apps."""
-        found: dict[str, str] = {}
+        """(bucket name, creation time as ``show_time`` writes it) of every storage resource."""
+        found: dict[str, float] = {}
         for app in self.apps.values():
             for env in app.envs.values():
                 for resource in env.resources[STORAGE].values():
                     name = resource.config.get("BucketName") or f"{app.app_id}-{resource.name}"
                     found.setdefault(str(name), resource.created)
-        return sorted(found.items())
+        return [(name, self.show_time(created)) for name, created in sorted(found.items())]

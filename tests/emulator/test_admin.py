@@ -41,7 +41,7 @@ async def test_stats_and_jobs_endpoints(
     assert stats["mutations"] == {"CreateBackendAuth": 1}
     assert stats["jobs"]["created"] == 1 and stats["jobs"]["COMPLETED"] == 1
     assert stats["throttled"] == {"global": 0, "app": 0}
-    assert set(stats["faults"]) == {"504", "500", "reset", "latency_spike"}
+    assert set(stats["faults"]) == {"504", "500", "reset", "reset_after", "latency_spike"}
     for key in ("conflicts", "unsigned", "bad_requests", "not_found"):
         assert stats[key] == 0
     assert stats == {**aemu.stats(), "uptime": stats["uptime"]}
