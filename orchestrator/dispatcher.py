@@ -173,7 +173,7 @@ class Dispatcher:
         """Every environment the step mutates, taken in sorted order (no deadlock)."""
         async with contextlib.AsyncExitStack() as stack:
             for key in keys:
-                await stack.enter_async_context(self._exclusive(key, f"env:{key[0]}/{key[1]}"))
+                await stack.enter_async_context(self._exclusive(key, _env_lease(key)))
             yield
 
     async def _mark_let_go(self, entry: StepRecord, record: LedgerRecord) -> None:
@@ -212,7 +212,8 @@ class Dispatcher:
             entry.phase, entry.dispatch_began = DISPATCHING, wall_time()
             entry.dispatch_until, entry.environment = None, step.environment or None
             await self._ledger.save(record)
-            response = await self._dispatch(step, secrets, entry, owner)
+            leases = self._lease_keys(step, record.request_id)
+            response = await self._dispatch(step, secrets, entry, owner, leases)
         entry.job_id = response.get("JobId")
         entry.environment = response.get("BackendEnvironmentName") or step.environment
         entry.phase = DISPATCHED
@@ -243,10 +244,18 @@ class Dispatcher:
             )
 
     async def _dispatch(
-        self, step: Step, secrets: frozenset[str], entry: StepRecord, owner: str
+        self,
+        step: Step,
+        secrets: frozenset[str],
+        entry: StepRecord,
+        owner: str,
+        leases: list[str],
     ) -> dict[str, Any]:
+        """Send the mutation (again only after the listing proved the last send made no job),
+        each time just after renewing the leases it is sent under."""
         tracked = _is_tracked(step)
         while True:
+            await self._leases.confirm(leases)
             entry.attempts += 1
             began = wall_time()
             try:
@@ -263,6 +272,10 @@ class Dispatcher:
                 if not self._policy.should_retry(entry.attempts):
                     raise RetriesExhausted(f"{step.operation}: {exc}") from exc
                 await self._clock.sleep(self._policy.delay(entry.attempts))
+
+    def _lease_keys(self, step: Step, request_id: str) -> list[str]:
+        keys = [_env_lease(key) for key in _environments(step)]
+        return [f"request:{request_id}", *keys]
 
     def _attempt(self, step: Step, owner: str, began: float, until: float | None) -> Attempt:
         return Attempt(step.app_id, step.environment, step.operation, owner, began, until)
@@ -328,3 +341,7 @@ def _environments(step: Step) -> list[EnvKey]:
     if step.operation == "CloneBackend" and target:
         keys.add((step.app_id, str(target)))
     return sorted(keys)
+
+
+def _env_lease(key: EnvKey) -> str:
+    return f"env:{key[0]}/{key[1]}"

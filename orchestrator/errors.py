@@ -7,6 +7,7 @@
     │   ├── ServerError        GatewayTimeoutException, HTTP 5xx
     │   ├── ConnectionFailure  connect/read timeouts, resets, closed connections
     │   ├── EnvironmentBusy    an earlier step's job on the environment is not known to be over
+    │   ├── LeaseLost          another worker took a lease this one was late to renew
     │   └── DeliveryFailed     an outcome event or DLQ move could not be sent: keep the message
     └── PermanentError         ends the request FAILED
         ├── ApiRejected        BadRequestException, NotFoundException, any other 4xx
@@ -67,6 +68,10 @@ class ConnectionFailure(TransientError):
 
 class EnvironmentBusy(TransientError):
     reason = "environment_busy"
+
+
+class LeaseLost(TransientError):
+    reason = "lease_lost"
 
 
 class DeliveryFailed(TransientError):

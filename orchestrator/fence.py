@@ -60,7 +60,7 @@ class EnvFence:
         if previous is None or previous == owner:
             return
         request_id, _, index = previous.rpartition("#")
-        record = await self._ledger.get(request_id)
+        record = await self._ledger.peek(request_id)
         if record is None or not index.isdigit() or int(index) >= len(record.steps):
             return
         step = record.steps[int(index)]

@@ -20,6 +20,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from orchestrator import logs
+from orchestrator.errors import LeaseLost
 from orchestrator.ledger import Ledger
 
 log = logs.get_logger("orchestrator.lease")
@@ -56,6 +57,15 @@ class Leases:
                 await self._release(key)
             elif not renewed:
                 log.error("lease_lost", lease=key, owner=self.owner)
+
+    async def confirm(self, keys: list[str]) -> None:
+        """Renew ``keys`` now, before an action only their holder may take (a mutation): a
+        holder whose renewals were late and whose lease another worker has taken must not act
+        on it. Raises :class:`LeaseLost`; each lease then has a full ``ttl`` ahead."""
+        for key in keys:
+            if not await self._ledger.acquire_lease(key, self.owner, self.ttl):
+                log.error("lease_lost", lease=key, owner=self.owner)
+                raise LeaseLost(f"lease {key} was taken by another worker")
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:

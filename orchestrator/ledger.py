@@ -76,6 +76,12 @@ class Ledger(Protocol):
 
     async def get(self, request_id: str) -> LedgerRecord | None: ...
 
+    async def peek(self, request_id: str) -> LedgerRecord | None:
+        """The record as it stands, read by a bystander: unlike :meth:`get`, it never becomes
+        the version this process's next :meth:`save` of that request is conditioned on (the
+        fence reads other requests' records, which another replica may be writing)."""
+        ...
+
     async def find(self, status: str | None, limit: int) -> list[LedgerRecord]: ...
 
     async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
@@ -165,6 +171,9 @@ class SqliteLedger:
             return LedgerRecord.from_json(row[0]) if row else None
 
         return await self._run(get)
+
+    async def peek(self, request_id: str) -> LedgerRecord | None:
+        return await self.get(request_id)  # no versions here: the file is the one writer
 
     async def find(self, status: str | None, limit: int) -> list[LedgerRecord]:
         def find() -> list[LedgerRecord]:

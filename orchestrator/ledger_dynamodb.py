@@ -113,15 +113,23 @@ class DynamoLedger:
         self._versions[record.request_id] = (expected or 0) + 1
 
     async def get(self, request_id: str) -> LedgerRecord | None:
-        response = await self._call(
-            "get_item", Key={"pk": {"S": _request_key(request_id)}}, ConsistentRead=True
-        )
-        item = response.get("Item")
+        item = await self._item(request_id)
         if item is None:
             self._versions.pop(request_id, None)
             return None
         self._versions[request_id] = int(item["version"]["N"])
         return LedgerRecord.from_json(item["record"]["S"])
+
+    async def peek(self, request_id: str) -> LedgerRecord | None:
+        item = await self._item(request_id)
+        return None if item is None else LedgerRecord.from_json(item["record"]["S"])
+
+    async def _item(self, request_id: str) -> dict[str, Any] | None:
+        response = await self._call(
+            "get_item", Key={"pk": {"S": _request_key(request_id)}}, ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
 
     async def find(self, status: str | None, limit: int) -> list[LedgerRecord]:
         records: list[LedgerRecord] = []

@@ -13,8 +13,9 @@ import anyio
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
+from orchestrator.errors import LeaseLost
 from orchestrator.lease import Leases
-from orchestrator.ledger import Ledger, LedgerRecord, open_ledger
+from orchestrator.ledger import Ledger, LedgerRecord, SqliteLedger, open_ledger
 from orchestrator.ledger_dynamodb import LedgerConflict
 from orchestrator.outcome import DISPATCHED, DISPATCHING, StepRecord
 from tests.stack import (
@@ -96,6 +97,38 @@ async def test_a_stale_writer_cannot_overwrite_newer_progress(ledger_table: str)
         stored = await b.get("r")
         assert stored is not None and stored.steps[0].job_id == "job-b"
         assert stored.deliveries == 2
+
+
+async def test_a_bystanders_read_does_not_make_a_stale_writer_current(ledger_table: str) -> None:
+    """1. Replica A works on request r; replica B takes over and saves progress.
+    2. A's fence, for another request, reads r's record (a peek).
+    3. A's save of its stale r is still refused: the read did not become the version A's
+       writes are conditioned on (it did, with `get`, and two replicas sent one step twice)."""
+    async with open_ledger(ledger_table) as a, open_ledger(ledger_table) as b:
+        record_a = await a.begin("r", ["CreateBackendStorage"])
+        record_b = await b.begin("r", ["CreateBackendStorage"])
+        await b.save(record_b)
+        peeked = await a.peek("r")
+        assert peeked is not None and peeked.deliveries == 2
+        record_a.steps[0].job_id = "job-a"
+        with pytest.raises(LedgerConflict):
+            await a.save(record_a)
+
+
+async def test_a_holder_late_to_renew_cannot_confirm_a_lease_another_worker_took() -> None:
+    """1. Worker a holds env:app1/dev; its renewals are late and the lease expires.
+    2. Worker b takes it.
+    3. a's confirm before its mutation raises LeaseLost (it must not send); b's succeeds."""
+    now = [1000.0]
+    ledger = SqliteLedger(":memory:", clock=lambda: now[0])
+    late, other = Leases(ledger, "a", ttl=30), Leases(ledger, "b", ttl=30)
+    async with late.hold("env:app1/dev"):
+        await late.confirm(["env:app1/dev"])
+        now[0] += 31
+        async with other.hold("env:app1/dev"):
+            with pytest.raises(LeaseLost):
+                await late.confirm(["env:app1/dev"])
+            await other.confirm(["env:app1/dev"])
 
 
 async def test_held_lease_excludes_a_second_holder(ledger: Ledger) -> None:
