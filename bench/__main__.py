@@ -2,7 +2,8 @@
 
 .venv/bin/python -m bench [--quick] [--scenario N|NAME ...] [--out bench/results]
 
-Scenarios: 1 goodput, 2 adaptation, 3 fairness, 4 tracking, 5 overhead, 6 scale, 7 noisy.
+Scenarios: 1 goodput, 2 adaptation, 3 fairness, 4 tracking, 5 overhead, 6 scale, 7 noisy,
+8 tracing (scenario 5's worker CPU with OpenTelemetry tracing off and on).
 The emulator (and moto's SQS where needed) runs in its own process; every contender of a
 scenario runs against the same emulator settings in the same run.
 """
@@ -23,7 +24,16 @@ import anyio
 
 from bench import report
 from bench.harness import AWS_ENV, EmulatorProcess
-from bench.scenarios import adaptation, fairness, goodput, noisy, overhead, scale, tracking
+from bench.scenarios import (
+    adaptation,
+    fairness,
+    goodput,
+    noisy,
+    overhead,
+    scale,
+    tracing,
+    tracking,
+)
 
 Scenario = Callable[[EmulatorProcess, bool], Awaitable[dict[str, Any]]]
 SCENARIOS: dict[str, Scenario] = {
@@ -34,6 +44,7 @@ SCENARIOS: dict[str, Scenario] = {
     "overhead": overhead.run,
     "scale": scale.run,
     "noisy": noisy.run,
+    "tracing": tracing.run,
 }
 NUMBERS = {str(i): name for i, name in enumerate(SCENARIOS, start=1)}
 
@@ -69,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (~2 min)")
     parser.add_argument(
-        "--scenario", type=_scenario, action="append", help="1-7 or a name; repeatable"
+        "--scenario", type=_scenario, action="append", help="1-8 or a name; repeatable"
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)

@@ -242,7 +242,7 @@ async def finish(stack: Stack, queues: Any, outcomes: Outcomes, requests: int) -
     """Wait (workers still running) for every outcome, then for redeliveries to be worked off.
     A request still missing at the deadline is reported as lost by :func:`check`."""
     with contextlib.suppress(TimeoutError):
-        await outcomes.wait_for(requests, deadline=60 + requests)
+        await outcomes.wait_for(requests, deadline=120 + 2 * requests)
     await settle(stack.sqs, queues.main, deadline=30)
 
 

@@ -43,6 +43,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import AdaptiveRateLimiter
 from orchestrator.settings import Settings
+from orchestrator.worker import limiter_settings, retry_policy
 
 PEERS = ("legacy", "standard", "adaptive")
 CONTENDERS = ("ours", *PEERS)
@@ -252,8 +253,8 @@ async def contender(name: str, endpoint: str, **overrides: Any) -> AsyncIterator
         api = None
         if name == "ours":
             settings = worker_settings(**overrides)
-            limiter = AdaptiveRateLimiter(settings.limiter())
-            api = AmplifyApi(client, limiter, settings.retry_policy(), Metrics())
+            limiter = AdaptiveRateLimiter(limiter_settings(settings))
+            api = AmplifyApi(client, limiter, retry_policy(settings), Metrics())
         yield Contender(name, client, api)
 
 
@@ -340,7 +341,7 @@ class WorkerProcess:
 
     def __init__(
         self, queue_url: str, results_url: str, workdir: str, *, cwd: str | None = None,
-        **settings: Any,
+        env: dict[str, str] | None = None, **settings: Any,
     ) -> None:  # fmt: skip
         self.metrics_port = free_port()
         values = {
@@ -351,7 +352,9 @@ class WorkerProcess:
             "ledger": f"sqlite:///{workdir}/ledger-{self.metrics_port}.db",
             **{k: str(v) for k, v in settings.items()},
         }
-        env = child_env(**{f"ORCHESTRATOR_{k.upper()}": v for k, v in values.items()})
+        env = child_env(
+            **{f"ORCHESTRATOR_{k.upper()}": v for k, v in values.items()}, **(env or {})
+        )
         env["ORCHESTRATOR_LOG_LEVEL"] = settings.get("log_level", "INFO")
         self.log_path = f"{workdir}/worker-{self.metrics_port}.log"
         with open(self.log_path, "ab") as log:

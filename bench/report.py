@@ -78,6 +78,10 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     overhead = results.get("overhead")
     if overhead:
         met["5 CPU ≤ 1.5× bare"] = (overhead["ratio"], overhead["ratio"] <= 1.5)
+    tracing = results.get("tracing")
+    if tracing:
+        paired = tracing.get("paired_ratio", tracing["ratio"])
+        met["8 tracing on ≤ 1.10× off (paired)"] = (paired, paired <= 1.10)
     scale = results.get("scale")
     if scale:
         met["6 RSS ≤ 200 MB"] = (scale["rss_mb"], scale["rss_mb"] <= 200)
@@ -259,6 +263,24 @@ def _md_overhead(overhead: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _md_tracing(tracing: dict[str, Any]) -> list[str]:
+    return [
+        f"**8. Tracing cost** ({tracing['requests']} change requests through `orchestrator run` "
+        "as in scenario 5, OpenTelemetry tracing off and on (OTLP/HTTP to a local receiver, "
+        f"every request sampled, {tracing['spans_per_request']} spans per request) in the same "
+        f"run; worker CPU ms per request, medians of {tracing['rounds']} rounds (off "
+        f"{' / '.join(str(r) for r in tracing.get('off_cpu_ms_rounds', []))}; on "
+        f"{' / '.join(str(r) for r in tracing.get('on_cpu_ms_rounds', []))}; per-round ratios "
+        f"{' / '.join(str(r) for r in tracing['ratios'])}).",
+        "",
+        "| tracing off | tracing on | ratio of medians | median per-round ratio |",
+        "|---|---|---|---|",
+        f"| {tracing['off_cpu_ms_per_request']} | {tracing['on_cpu_ms_per_request']} "
+        f"| {tracing['ratio']}× | {tracing.get('paired_ratio', '–')}× |",
+        "",
+    ]
+
+
 def _md_scale(scale: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     lines += [
@@ -306,6 +328,7 @@ _SECTIONS = (
     ("overhead", _md_overhead),
     ("scale", _md_scale),
     ("noisy", _md_noisy),
+    ("tracing", _md_tracing),
 )
 
 

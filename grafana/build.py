@@ -26,6 +26,14 @@ RULES = HERE / "alerts" / "orchestrator.rules.yaml"
 CASES = HERE / "alerts" / "cases.yaml"
 RULE_TESTS = HERE / "alerts" / "orchestrator.rules.test.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: From an exemplar of the request-duration panel to its trace in Explore (Tempo, uid "tempo").
+TRACE_LINK = {
+    "title": "Trace ${__data.fields.trace_id}",
+    "targetBlank": True,
+    "url": '/explore?schemaVersion=1&panes={"trace":{"datasource":"tempo","queries":[{"refId":'
+    '"A","datasource":{"type":"tempo","uid":"tempo"},"queryType":"traceql","query":'
+    '"${__data.fields.trace_id}"}],"range":{"from":"now-6h","to":"now"}}}',
+}
 
 
 def q(metric: str, extra: str = "") -> str:
@@ -165,12 +173,29 @@ def overview(layout: Layout) -> None:
     )
     layout.panel(
         timeseries(
-            "End-to-end latency (receive → outcome sent)",
-            "s",
-            (quantile(0.5, "orchestrator_request_duration_seconds"), "p50"),
-            (quantile(0.99, "orchestrator_request_duration_seconds"), "p99"),
+            "FAILED and REJECTED by reason",
+            "reqps",
+            (
+                rate(
+                    "orchestrator_requests_total", "outcome, reason", 'outcome=~"FAILED|REJECTED"'
+                ),
+                "{{outcome}} {{reason}}",
+            ),
+            stack=True,
         )
     )
+    latency = timeseries(
+        "End-to-end latency (receive → outcome sent)",
+        "s",
+        (quantile(0.5, "orchestrator_request_duration_seconds"), "p50"),
+        (quantile(0.99, "orchestrator_request_duration_seconds"), "p99"),
+    )
+    # Exemplars: the trace id of a request behind the histogram (tracing on, docs/tracing.md),
+    # each linked to its trace in the tracing datasource of uid "tempo".
+    for target in latency["targets"]:
+        target["exemplar"] = True
+    latency["fieldConfig"]["defaults"]["links"] = [TRACE_LINK]
+    layout.panel(latency)
 
 
 def api(layout: Layout) -> None:
@@ -293,6 +318,7 @@ def jobs(layout: Layout) -> None:
 
 def queue(layout: Layout) -> None:
     layout.row("Queue")
+    visible = q("orchestrator_queue_messages", 'queue="main", state="visible"')
     layout.panel(
         timeseries(
             "Queue depth (GetQueueAttributes)",
@@ -302,9 +328,30 @@ def queue(layout: Layout) -> None:
     )
     layout.panel(
         timeseries(
-            "DLQ moves/s by reason",
+            "Backlog: visible on the queue + held in read-ahead",
+            "short",
+            (f"max({visible})", "visible on the queue"),
+            (
+                f"sum by (instance) ({q('orchestrator_messages_waiting')})",
+                "read-ahead {{instance}}",
+            ),
+            stack=True,
+        )
+    )
+    layout.panel(
+        timeseries(
+            "Time on the queue before receipt",
+            "s",
+            (quantile(0.5, "orchestrator_message_wait_seconds"), "p50"),
+            (quantile(0.99, "orchestrator_message_wait_seconds"), "p99"),
+        )
+    )
+    layout.panel(
+        timeseries(
+            "DLQ moves/s by reason, refused moves/s",
             "short",
             (rate("orchestrator_dlq_moves_total", "reason"), "{{reason}}"),
+            (rate("orchestrator_dlq_move_failures_total", "reason"), "refused {{reason}}"),
         )
     )
     layout.panel(

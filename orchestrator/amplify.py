@@ -5,6 +5,10 @@ token from the shared adaptive limiter, make one attempt with the aiobotocore cl
 retries are off), feed the limiter, and on a transient error back off (capped, full jitter) and
 try again. A call that may already have taken effect (5xx, lost connection) is not retried for
 a mutation: the caller gets an ambiguous :class:`TransientError` and must reconcile first.
+
+Each call is one CLIENT span (:meth:`orchestrator.tracing.Tracer.api_call`) over all its
+attempts: a token wait, a throttle and a retry are events on it; a call that fails for good
+sets its status to ERROR with the (scrubbed) error.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from orchestrator import logs, servicemodel
 from orchestrator.aws import map_error, result_label
 from orchestrator.backoff import RetryPolicy
 from orchestrator.clock import Clock, MonotonicClock
-from orchestrator.errors import RetriesExhausted, Throttled, TransientError
+from orchestrator.errors import OrchestratorError, RetriesExhausted, Throttled, TransientError
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import AdaptiveRateLimiter
+from orchestrator.tracing import NO_TRACER, Tracer, record_error
 
 log = logs.get_logger("orchestrator.amplify")
 
@@ -32,12 +39,14 @@ class AmplifyApi:
         policy: RetryPolicy,
         metrics: Metrics,
         clock: Clock | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._client = client
         self._limiter = limiter
         self._policy = policy
         self._metrics = metrics
         self._clock = clock or MonotonicClock()
+        self._tracer = tracer
 
     @property
     def limiter(self) -> AdaptiveRateLimiter:
@@ -52,11 +61,26 @@ class AmplifyApi:
         secrets: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         """Call ``operation`` until it succeeds, fails for good, or fails ambiguously."""
+        with self._tracer.api_call(operation) as span:
+            try:
+                return await self._call(operation, params, retry_ambiguous, secrets, span)
+            except OrchestratorError as exc:  # its text is scrubbed of the request's secrets
+                record_error(span, exc, str(exc))
+                raise
+
+    async def _call(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        retry_ambiguous: bool,
+        secrets: frozenset[str],
+        span: Span,
+    ) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(operation, params, secrets)
+                return await self._attempt(operation, params, secrets, span)
             except TransientError as exc:
                 if exc.ambiguous and not retry_ambiguous:
                     raise
@@ -66,6 +90,10 @@ class AmplifyApi:
                     ) from exc
                 self._metrics.api_retries.labels(operation, exc.reason).inc()
                 delay = self._policy.delay(attempt)
+                if span.is_recording():
+                    span.add_event(
+                        "retry", {"attempt": attempt, "reason": exc.reason, "delay_s": delay}
+                    )
                 log.debug(
                     "call_retry",
                     operation=operation,
@@ -77,13 +105,14 @@ class AmplifyApi:
                 await self._clock.sleep(delay)
 
     async def _attempt(
-        self, operation: str, params: Mapping[str, Any], secrets: frozenset[str]
+        self, operation: str, params: Mapping[str, Any], secrets: frozenset[str], span: Span
     ) -> dict[str, Any]:
         # Keyed by app: tokens go to apps round-robin (orchestrator.fairness.KeyedTurns).
         ticket = await self._limiter.acquire(str(params.get("AppId", "")))
         self._metrics.limiter_wait.observe(ticket.waited)
         if ticket.waited > 0:
             self._metrics.limiter_delayed.inc()
+            span.add_event("rate_limited", {"waited_s": ticket.waited})
         method = getattr(self._client, servicemodel.method_name(operation))
         started = time.perf_counter()
         try:
@@ -91,11 +120,18 @@ class AmplifyApi:
         except Exception as exc:  # mapped right here; unknown types re-raise from map_error
             error = map_error(exc, secrets)
             self._observe(operation, error.reason, started)
-            if isinstance(error, Throttled) and self._limiter.on_throttle(ticket):
+            cut = isinstance(error, Throttled) and self._limiter.on_throttle(ticket)
+            if cut:
                 self._metrics.limiter_throttle_cuts.inc()
+            if span.is_recording():
+                _response_attributes(span, getattr(exc, "response", None))
+                if isinstance(error, Throttled):
+                    span.add_event("throttled", {"code": error.code, "limiter_cut": cut})
             raise error from exc
         self._limiter.on_success(ticket)
         self._observe(operation, "ok", started)
+        if span.is_recording():
+            _response_attributes(span, response)
         return response
 
     def _observe(self, operation: str, reason: str, started: float) -> None:
@@ -132,3 +168,12 @@ class AmplifyApi:
             if not token:
                 return
             params[config["input_token"]] = token
+
+
+def _response_attributes(span: Span, response: Mapping[str, Any] | None) -> None:
+    """The AWS request id and HTTP status of the last attempt, from botocore's metadata."""
+    metadata = (response or {}).get("ResponseMetadata") or {}
+    if metadata.get("RequestId"):
+        span.set_attribute("aws.request_id", str(metadata["RequestId"]))
+    if metadata.get("HTTPStatusCode"):
+        span.set_attribute("http.response.status_code", int(metadata["HTTPStatusCode"]))

@@ -34,6 +34,8 @@ from orchestrator.errors import (
 
 _NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
 _MAYBE_SENT = (ConnectionClosedError, ReadTimeoutError, aiohttp.ClientError)
+#: Set on a botocore exception by the client that raised it: the service it could not reach.
+_SERVICE_ATTRIBUTE = "orchestrator_service"
 _RESULT_BY_REASON = {
     "throttled": "throttled",
     "server_error": "server_error",
@@ -47,7 +49,8 @@ def map_error(exc: Exception, secrets: frozenset[str] = frozenset()) -> Orchestr
     if isinstance(exc, ClientError):
         return _map_client_error(exc, secrets)
     if isinstance(exc, _NOT_SENT):
-        return ConnectionFailure(f"cannot reach AmplifyBackend: {exc}")
+        service = getattr(exc, _SERVICE_ATTRIBUTE, None) or "the service"
+        return ConnectionFailure(f"cannot reach {service}: {exc}")
     if isinstance(exc, _MAYBE_SENT):
         return ConnectionFailure(f"connection lost: {exc}", ambiguous=True)
     raise exc
@@ -63,6 +66,17 @@ def _map_client_error(exc: ClientError, secrets: frozenset[str]) -> Orchestrator
     if code == "GatewayTimeoutException" or status >= 500:
         return ServerError(message, code=code, ambiguous=True)
     return ApiRejected(message, code=code)
+
+
+def _name_errors(client: Any) -> None:
+    """Make the errors of ``client``'s calls name its service (SQS, AmplifyBackend): both
+    clients fail with the same botocore connection errors, which name only a URL."""
+    service_id = client.meta.service_model.service_id
+
+    def tag(exception: BaseException, **_: Any) -> None:
+        setattr(exception, _SERVICE_ATTRIBUTE, str(service_id))
+
+    client.meta.events.register(f"after-call-error.{service_id.hyphenize()}", tag)
 
 
 def result_label(reason: str) -> str:
@@ -90,4 +104,6 @@ async def open_clients(max_connections: int = 64) -> AsyncIterator[tuple[Any, An
         amplify = await stack.enter_async_context(
             session.create_client(servicemodel.SERVICE_NAME, config=amplify_config)
         )
+        _name_errors(sqs)
+        _name_errors(amplify)
         yield sqs, amplify

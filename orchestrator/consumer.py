@@ -74,6 +74,11 @@ class Consumer:
         self._deletions_flushed = anyio.Event()
         self.receiving = False
         self.sqs_ok = False
+        metrics.messages_waiting.set_function(self._waiting)
+
+    def _waiting(self) -> float:
+        """Messages received and not yet started (read-ahead)."""
+        return max(0, len(self._in_progress) - self._run_slots.in_use)
 
     @property
     def in_progress(self) -> int:

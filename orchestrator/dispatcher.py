@@ -52,6 +52,7 @@ from orchestrator.outcome import (
     utc_now,
 )
 from orchestrator.reconcile import Attempt, Finding, Reconciler, ReconcileSettings, Verdict
+from orchestrator.tracing import current_trace_id
 from orchestrator.tracker import EnvKey, JobTracker
 
 log = logs.get_logger("orchestrator.dispatcher")
@@ -117,6 +118,8 @@ class Dispatcher:
                 "request_id was already used for a different change request",
             )
         outcome = await self._run_steps(request, record)
+        # Stored with the outcome: a duplicate delivery re-sends it, pointing at this run's trace.
+        outcome.trace_id = current_trace_id()
         record.status = str(outcome.outcome)
         record.outcome = outcome.to_json()
         await self._ledger.save(record)

@@ -2,6 +2,9 @@
 
 ``/healthz`` answers from the event loop itself, so a blocked loop fails it. ``/readyz`` asks
 the worker (consumer receiving and the last SQS call succeeded) and answers 503 otherwise.
+``/metrics`` answers in OpenMetrics when the scraper's ``Accept`` asks for
+``application/openmetrics-text`` (Prometheus does), the only format that carries exemplars (the
+trace ids on ``orchestrator_request_duration_seconds``); in the classic text format otherwise.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from collections.abc import Callable
 import anyio
 from aiohttp import web
 from anyio.abc import TaskStatus
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 
 class ObservabilityServer:
@@ -35,9 +39,10 @@ class ObservabilityServer:
         app.router.add_get("/readyz", self._readyz)
         return app
 
-    async def _metrics(self, _: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def _metrics(self, request: web.Request) -> web.Response:
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encode(self._registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -29,7 +29,8 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -39,10 +40,14 @@ import anyio
 from orchestrator.clock import wall_time
 from orchestrator.errors import ConfigurationError
 from orchestrator.outcome import StepRecord
+from orchestrator.tracing import Tracer
 
 T = TypeVar("T")
 
 IN_PROGRESS = "IN_PROGRESS"
+#: A rejected request's minimal record: it never ran, so a corrected request under the same id
+#: begins anew over it (:meth:`LedgerRecord.begun`).
+REJECTED = "REJECTED"
 
 
 @dataclass
@@ -59,6 +64,17 @@ class LedgerRecord:
         # was most of a ledger write's CPU.
         document = {**vars(self), "steps": [vars(step) for step in self.steps]}
         return json.dumps(document, separators=(",", ":"))
+
+    @classmethod
+    def begun(
+        cls, request_id: str, operations: list[str], found: LedgerRecord | None
+    ) -> LedgerRecord:
+        """The record a delivery works on: ``found`` with one more delivery, or a new one (also
+        over a REJECTED record: that request never ran)."""
+        if found is None or found.status == REJECTED:
+            return cls(request_id, steps=[StepRecord(op) for op in operations])
+        found.deliveries += 1
+        return found
 
     @classmethod
     def from_json(cls, text: str) -> LedgerRecord:
@@ -141,11 +157,8 @@ class SqliteLedger:
             row = self._db.execute(
                 "SELECT record FROM requests WHERE request_id = ?", (request_id,)
             ).fetchone()
-            if row is None:
-                record = LedgerRecord(request_id, steps=[StepRecord(op) for op in operations])
-            else:
-                record = LedgerRecord.from_json(row[0])
-                record.deliveries += 1
+            found = LedgerRecord.from_json(row[0]) if row else None
+            record = LedgerRecord.begun(request_id, operations, found)
             self._write(record)
             return record
 
@@ -253,3 +266,67 @@ async def open_ledger(url: str) -> AsyncIterator[Ledger]:
     finally:
         with anyio.CancelScope(shield=True):
             await ledger.close()
+
+
+class TracedLedger:
+    """A ledger whose writes of a request's progress (``begin``, ``save``, ``put_tag``) show in
+    the request's trace: on DynamoDB each is a CLIENT span (``ledger save``: a network call
+    that can be slow or throttled); on SQLite, a local write costing less than a span would,
+    each is an event of the current span with its duration. Reads and leases pass straight
+    through (a lease wait polls). Only used with tracing on."""
+
+    def __init__(self, inner: Ledger, tracer: Tracer, url: str) -> None:
+        self._inner = inner
+        self._tracer = tracer
+        self._remote = url.startswith("dynamodb://")
+        self._system = "aws.dynamodb" if self._remote else "sqlite"
+
+    async def _write(self, operation: str, write: Callable[[], Awaitable[T]]) -> T:
+        if self._remote:
+            with self._tracer.ledger(operation, self._system):
+                return await write()
+        started = time.perf_counter()
+        try:
+            return await write()
+        finally:
+            elapsed = round(time.perf_counter() - started, 6)
+            self._tracer.event(
+                f"ledger {operation}", {"db.system.name": "sqlite", "duration_s": elapsed}
+            )
+
+    async def begin(self, request_id: str, operations: list[str]) -> LedgerRecord:
+        return await self._write("begin", lambda: self._inner.begin(request_id, operations))
+
+    async def save(self, record: LedgerRecord) -> None:
+        await self._write("save", lambda: self._inner.save(record))
+
+    async def put_tag(self, key: str, value: str, *, only_new: bool = False) -> str:
+        return await self._write(
+            "put_tag", lambda: self._inner.put_tag(key, value, only_new=only_new)
+        )
+
+    async def get(self, request_id: str) -> LedgerRecord | None:
+        return await self._inner.get(request_id)
+
+    async def peek(self, request_id: str) -> LedgerRecord | None:
+        return await self._inner.peek(request_id)
+
+    async def find(self, status: str | None, limit: int) -> list[LedgerRecord]:
+        return await self._inner.find(status, limit)
+
+    async def acquire_lease(self, key: str, owner: str, ttl: float) -> bool:
+        return await self._inner.acquire_lease(key, owner, ttl)
+
+    async def release_lease(self, key: str, owner: str) -> None:
+        await self._inner.release_lease(key, owner)
+
+    async def get_tag(self, key: str) -> str | None:
+        return await self._inner.get_tag(key)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def traced(ledger: Ledger, tracer: Tracer, url: str) -> Ledger:
+    """``ledger`` with its progress writes traced, or itself unchanged with tracing off."""
+    return TracedLedger(ledger, tracer, url) if tracer.enabled else ledger

@@ -32,12 +32,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.clock import wall_time
 from orchestrator.errors import ConfigurationError, TransientError
-from orchestrator.ledger import IN_PROGRESS, LedgerRecord
-from orchestrator.outcome import StepRecord
+from orchestrator.ledger import IN_PROGRESS, REJECTED, LedgerRecord
 
 STATUS_INDEX = "by_status"
 _CONFLICT = "ConditionalCheckFailedException"
-_STATUSES = (IN_PROGRESS, "SUCCEEDED", "FAILED")
+_STATUSES = (IN_PROGRESS, "SUCCEEDED", "FAILED", REJECTED)
 
 
 class LedgerConflict(TransientError):
@@ -76,11 +75,7 @@ class DynamoLedger:
             raise LedgerUnavailable(f"ledger {operation} failed: {exc}") from exc
 
     async def begin(self, request_id: str, operations: list[str]) -> LedgerRecord:
-        record = await self.get(request_id)
-        if record is None:
-            record = LedgerRecord(request_id, steps=[StepRecord(op) for op in operations])
-        else:
-            record.deliveries += 1
+        record = LedgerRecord.begun(request_id, operations, await self.get(request_id))
         await self.save(record)
         return record
 

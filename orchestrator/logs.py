@@ -2,7 +2,8 @@
 
 Every line carries ``timestamp``, ``level``, ``logger`` and ``event``, plus whatever the task
 bound through contextvars (``request_id``, ``operation``, ``app_id``, ``environment``,
-``job_id``). Field names are documented in docs/logging.md.
+``job_id``), and ``trace_id``/``span_id`` while a span is current (tracing on: docs/tracing.md).
+Field names are documented in docs/logging.md.
 
 Also here: the per-request tally of AmplifyBackend call results that the canonical
 ``request_finished`` line reports (``api_calls``, ``throttles``).
@@ -20,6 +21,7 @@ from typing import Any, TextIO
 
 import anyio
 import structlog
+from opentelemetry import trace
 
 FORMATS = ("auto", "json", "console")
 
@@ -71,6 +73,7 @@ def configure(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -82,6 +85,16 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=cache,
     )
+
+
+def add_trace_ids(_: Any, __: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+    """``trace_id`` and ``span_id`` (hex) of the span current where the line is logged, when
+    there is a valid one: the path from a log line to its trace. Off, one context lookup."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+    return event
 
 
 # The tally of the task that is running a request, and that task's id: tasks spawned from it

@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator import servicemodel
+from orchestrator import deprecations, servicemodel
+from orchestrator.deprecations import Deprecation
 from orchestrator.errors import RequestRejected
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -31,6 +32,7 @@ MAX_DEPTH = 32
 MAX_STEPS = 20
 _TOP_LEVEL = frozenset({"request_id", "operation", "params", "steps", "reply_to"})
 _STEP_KEYS = frozenset({"operation", "params"})
+_QUEUE_URL_SCHEMES = ("https://", "http://")
 _DESTRUCTIVE_PREFIXES = ("Delete", "Remove")
 
 
@@ -43,6 +45,8 @@ def is_destructive(operation: str) -> bool:
 class Step:
     operation: str
     params: Mapping[str, Any]
+    #: Deprecated members these params use (botocore's model; see :mod:`deprecations`).
+    deprecations: tuple[Deprecation, ...] = ()
 
     @property
     def app_id(self) -> str:
@@ -71,15 +75,29 @@ class ChangeRequest:
     def scrub(self, text: str) -> str:
         return servicemodel.scrub(text, self.secrets)
 
+    def warnings(self) -> list[dict[str, Any]]:
+        """The outcome event's ``warnings``: each deprecated member used, by step."""
+        return [
+            deprecation.public(index)
+            for index, step in enumerate(self.steps)
+            for deprecation in step.deprecations
+        ]
+
 
 def parse_change_request(
-    body: str | bytes, *, allow_destructive: frozenset[str] = frozenset()
+    body: str | bytes,
+    *,
+    allow_destructive: frozenset[str] = frozenset(),
+    reject_deprecated: bool = False,
 ) -> ChangeRequest:
-    """Parse and validate one message body, or raise RequestRejected."""
+    """Parse and validate one message body, or raise RequestRejected. A deprecated member is
+    accepted with a warning, or rejected (``deprecated_member``) with ``reject_deprecated``."""
     document = _load_json(body)
     request_id = _request_id(document)
     try:
         steps = tuple(_parse_step(raw, allow_destructive) for raw in _raw_steps(document))
+        if reject_deprecated:
+            _refuse_deprecated(steps)
     except RequestRejected as exc:
         exc.request_id = request_id
         raise
@@ -89,16 +107,29 @@ def parse_change_request(
     return ChangeRequest(request_id, steps, _reply_to(document, request_id), secrets)
 
 
-def best_effort_request_id(body: str | bytes) -> str | None:
-    """The request_id of a body that failed to parse, when one can still be read safely."""
+def _best_effort_document(body: str | bytes) -> dict[str, Any] | None:
+    """A body that failed to parse, as a JSON object, when it still reads as one safely."""
     try:
         document = json.loads(body) if len(body) <= MAX_BODY_BYTES else None
     except (ValueError, RecursionError):
         return None
-    if isinstance(document, dict):
-        candidate = document.get("request_id")
-        if isinstance(candidate, str) and REQUEST_ID_RE.fullmatch(candidate):
-            return candidate
+    return document if isinstance(document, dict) else None
+
+
+def best_effort_request_id(body: str | bytes) -> str | None:
+    """The request_id of a body that failed to parse, when one can still be read safely."""
+    candidate = (_best_effort_document(body) or {}).get("request_id")
+    if isinstance(candidate, str) and REQUEST_ID_RE.fullmatch(candidate):
+        return candidate
+    return None
+
+
+def best_effort_reply_to(body: str | bytes) -> str | None:
+    """The reply_to of a body that failed to parse, when it reads as a queue URL: a rejected
+    request's producer gets its outcome where it asked for it."""
+    value = (_best_effort_document(body) or {}).get("reply_to")
+    if isinstance(value, str) and value.startswith(_QUEUE_URL_SCHEMES):
+        return value
     return None
 
 
@@ -168,9 +199,16 @@ def _parse_step(raw: Any, allow_destructive: frozenset[str]) -> Step:
     problems = servicemodel.validate_params(operation, params)
     if problems:
         secrets = servicemodel.sensitive_strings(operation, params)
-        detail = servicemodel.scrub("; ".join(problems), secrets)
+        hints = servicemodel.spelling_hints(operation, params)
+        detail = servicemodel.scrub("; ".join(hints + problems), secrets)
         raise RequestRejected("invalid_params", f"{operation}: {detail}")
-    return Step(operation, params)
+    return Step(operation, params, deprecations.find(operation, params))
+
+
+def _refuse_deprecated(steps: tuple[Step, ...]) -> None:
+    used = [deprecation.message() for step in steps for deprecation in step.deprecations]
+    if used:
+        raise RequestRejected("deprecated_member", "; ".join(used))
 
 
 def _operation(name: Any, allow_destructive: frozenset[str]) -> str:
@@ -197,7 +235,7 @@ def _reply_to(document: Mapping[str, Any], request_id: str) -> str | None:
     value = document.get("reply_to")
     if value is None:
         return None
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+    if not isinstance(value, str) or not value.startswith(_QUEUE_URL_SCHEMES):
         raise RequestRejected(
             "invalid_request", "reply_to must be an SQS queue URL", request_id=request_id
         )

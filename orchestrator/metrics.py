@@ -6,6 +6,8 @@ reason, status. Never a request id, job id or free text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -16,6 +18,8 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+
+from orchestrator.outcome import DLQ_REASONS, FAILURE_REASONS, REJECTION_REASONS
 
 # *_created series double the exposition for no dashboard use.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
@@ -79,6 +83,24 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.messages_waiting = Gauge(
+            "orchestrator_messages_waiting",
+            "Messages received and held (read-ahead) that no request slot has started yet.",
+            registry=r,
+        )
+        self.message_wait = Histogram(
+            "orchestrator_message_wait_seconds",
+            "Time a message spent on the change queue before this worker received it"
+            " (SentTimestamp to receipt).",
+            buckets=_E2E_BUCKETS,
+            registry=r,
+        )
+        self.dlq_move_failures = Counter(
+            "orchestrator_dlq_move_failures_total",
+            "Dead-letter moves the DLQ refused; the message was kept on the change queue.",
+            ["reason"],
+            registry=r,
+        )
         self.dlq_moves = Counter(
             "orchestrator_dlq_moves_total",
             "Messages moved to the dead-letter queue by reason.",
@@ -90,6 +112,20 @@ class Metrics:
             "orchestrator_requests_total",
             "Change requests finished, by outcome and reason.",
             ["outcome", "reason"],
+            registry=r,
+        )
+        self.deprecated_members = Counter(
+            "orchestrator_deprecated_members_total",
+            "Requests reported that used a member botocore's model marks deprecated, by"
+            " operation and member path (the outcome event's warnings).",
+            ["operation", "member"],
+            registry=r,
+        )
+        self.sender_decisions = Counter(
+            "orchestrator_sender_decisions_total",
+            "Sender-policy decisions by the rule that allowed the request ('none' when denied)"
+            " and decision (allowed/denied). Never a raw sender id.",
+            ["rule", "decision"],
             registry=r,
         )
         self.requests_in_progress = Gauge(
@@ -202,3 +238,21 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+    def initialise(self, operations: Iterable[str], mutations: Iterable[str]) -> None:
+        """Create the series that alerts read at 0, so that a first increment is an increase
+        (a counter born at 1 looks like no change to ``increase()``)."""
+        for reason in FAILURE_REASONS:
+            self.requests.labels("FAILED", reason)
+        for reason in REJECTION_REASONS:
+            self.requests.labels("REJECTED", reason)
+        self.requests.labels("SUCCEEDED", "ok")
+        for reason in DLQ_REASONS:
+            self.dlq_moves.labels(reason)
+            self.dlq_move_failures.labels(reason)
+        for operation in operations:
+            for result in ("ok", "throttled"):
+                self.api_calls.labels(operation, result)
+        for mutation in mutations:
+            for status in ("COMPLETED", "FAILED", "TIMED_OUT"):
+                self.jobs_finished.labels(mutation, status)

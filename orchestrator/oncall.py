@@ -2,25 +2,49 @@
 
 They read the same ledger the workers write (``ORCHESTRATOR_LEDGER``), so they answer "what
 happened to request X?" without searching logs: each step's operation, environment, job id,
-status, attempts, timestamps and error, and the outcome event that was sent.
+status, attempts, timestamps and error, and the outcome event that was sent. They only read:
+a ledger that does not exist (a missing SQLite file, a missing DynamoDB table) is refused with
+a :class:`ConfigurationError`, never created empty.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiobotocore.session import get_session
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.ledger import Ledger, LedgerRecord, open_ledger
+from orchestrator.errors import ConfigurationError
+from orchestrator.ledger import IN_PROGRESS, Ledger, LedgerRecord, open_ledger
 from orchestrator.ledger_dynamodb import STATUS_INDEX
+from orchestrator.outcome import Outcome
+
+#: Every status a ledger record can have (``requests --status``).
+STATUSES = (IN_PROGRESS, *(outcome.value for outcome in Outcome))
+
+
+def require_ledger(url: str) -> None:
+    """Refuse a SQLite ledger whose file does not exist (opening it would create an empty one).
+    A DynamoDB table is checked when it is opened (``DescribeTable``)."""
+    if url.startswith("dynamodb://") or ("://" in url and not url.startswith("sqlite:///")):
+        return  # open_ledger checks the table, or refuses the URL
+    path = url.removeprefix("sqlite:///")
+    if path == ":memory:":
+        raise ConfigurationError(f"ledger {url}: an in-memory ledger has no records to read")
+    if not Path(path).is_file():
+        raise ConfigurationError(
+            f"no ledger at {path}: the file does not exist (set --ledger or ORCHESTRATOR_LEDGER "
+            "to the ledger the workers write)"
+        )
 
 
 async def inspect_request(url: str, request_id: str, out: TextIO, *, as_json: bool) -> int:
     """Print one request's timeline; exit status 1 when the ledger has never seen it."""
+    require_ledger(url)
     async with open_ledger(url) as ledger:
         record = await ledger.get(request_id)
     if record is None:
@@ -40,6 +64,7 @@ async def inspect_request(url: str, request_id: str, out: TextIO, *, as_json: bo
 async def list_requests(
     url: str, status: str | None, limit: int, out: TextIO, *, as_json: bool
 ) -> int:
+    require_ledger(url)
     async with open_ledger(url) as ledger:
         records = await _find(ledger, status, limit)
     if as_json:

@@ -5,6 +5,9 @@ step (so SQS itself serialises one environment's requests across replicas) and
 ``MessageDeduplicationId = request_id``. On a standard queue it gets ``MessageGroupId = AppId``:
 the tenant of SQS fair queues, which deliver a quiet app's messages ahead of a flooding app's
 backlog (no ordering, no deduplication on a standard queue).
+
+When a valid span is current (a caller that traces), each message carries its ``traceparent``
+(and ``tracestate``) as message attributes: the worker links its processing to that trace.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from aiobotocore.session import get_session
 
 from orchestrator.sqs import MAX_BATCH
+from orchestrator.tracing import current_carrier
 
 
 def _first_params(body: str) -> dict[str, Any]:
@@ -41,8 +45,12 @@ def tenant_id(body: str) -> str:
     return str(_first_params(body).get("AppId", "-"))
 
 
-def _entry(index: int, body: str, fifo: bool) -> dict[str, Any]:
+def _entry(index: int, body: str, fifo: bool, carrier: dict[str, str]) -> dict[str, Any]:
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": body}
+    if carrier:
+        entry["MessageAttributes"] = {
+            name: {"DataType": "String", "StringValue": value} for name, value in carrier.items()
+        }
     if fifo:
         entry["MessageGroupId"] = group_id(body)
         entry["MessageDeduplicationId"] = json.loads(body)["request_id"]
@@ -51,14 +59,25 @@ def _entry(index: int, body: str, fifo: bool) -> dict[str, Any]:
     return entry
 
 
-async def send_bodies(queue_url: str, bodies: Sequence[str]) -> int:
-    """Send message bodies in batches of 10; raise if SQS refuses any of them."""
+def message_attributes(queue_url: str, body: str) -> dict[str, str]:
+    """The MessageGroupId (and on FIFO the MessageDeduplicationId) a body is sent with."""
+    entry = _entry(0, body, queue_url.endswith(".fifo"), {})
+    return {key: entry[key] for key in ("MessageGroupId", "MessageDeduplicationId") if key in entry}
+
+
+async def send_bodies(queue_url: str, bodies: Sequence[str]) -> list[str]:
+    """Send message bodies in batches of 10; their MessageIds, in order. Raises if SQS
+    refuses any of them."""
     fifo = queue_url.endswith(".fifo")
+    carrier = current_carrier()
+    sent: list[str] = []
     async with get_session().create_client("sqs") as sqs:
         for start in range(0, len(bodies), MAX_BATCH):
             chunk = bodies[start : start + MAX_BATCH]
-            entries = [_entry(i, body, fifo) for i, body in enumerate(chunk)]
+            entries = [_entry(i, body, fifo, carrier) for i, body in enumerate(chunk)]
             response = await sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
             if response.get("Failed"):
                 raise RuntimeError(f"SQS refused messages: {response['Failed']}")
-    return len(bodies)
+            by_id = {item["Id"]: item["MessageId"] for item in response.get("Successful", [])}
+            sent += [by_id[str(i)] for i in range(len(chunk))]
+    return sent

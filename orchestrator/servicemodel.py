@@ -96,6 +96,31 @@ def validate_params(operation: str, params: Mapping[str, Any]) -> list[str]:
     return [line.strip() for line in lines[1:] if line.strip()] or [report.generate_report()]
 
 
+def spelling_hints(operation: str, params: Mapping[str, Any]) -> list[str]:
+    """Hints ("did you mean ...?") for members spelled in another case (the REST reference's
+    camelCase ``resourceConfig`` for boto3's ``ResourceConfig``), at any depth."""
+    return list(_hints(operation_model(operation).input_shape, params, ""))
+
+
+def _hints(shape: Shape | None, value: Any, path: str) -> Iterator[str]:
+    if shape is None:
+        return
+    if shape.type_name == "structure" and isinstance(value, Mapping):
+        by_folded = {name.casefold(): name for name in shape.members}
+        for key, item in value.items():
+            member = shape.members.get(key)
+            if member is not None:
+                yield from _hints(member, item, f"{path}{key}.")
+            elif str(key).casefold() in by_folded:
+                yield f"{path}{key}: did you mean {by_folded[str(key).casefold()]}?"
+    elif shape.type_name == "list" and isinstance(value, list):
+        for item in value:
+            yield from _hints(shape.member, item, path)
+    elif shape.type_name == "map" and isinstance(value, Mapping):
+        for item in value.values():
+            yield from _hints(shape.value, item, path)
+
+
 def error_codes() -> frozenset[str]:
     """Every error code the model declares for AmplifyBackend."""
     return frozenset(shape.name for shape in service_model().error_shapes)

@@ -1,5 +1,8 @@
 """Worker settings: one immutable object, built once at the edge (the CLI) and passed in.
 
+Settings imports no component (``orchestrator validate`` needs it without the dispatch chain):
+:mod:`orchestrator.worker` turns it into each component's own settings.
+
 Each setting is an ``ORCHESTRATOR_*`` environment variable and a ``--flag`` of
 ``orchestrator run`` (see :func:`add_arguments`); a flag wins over the variable. AWS settings
 (credentials, region, endpoints) are deliberately absent: botocore reads them itself from the
@@ -12,14 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
-from orchestrator.backoff import RetryPolicy
-from orchestrator.dispatcher import DispatchSettings
-from orchestrator.ratelimit import LimiterSettings
-from orchestrator.reconcile import ReconcileSettings
-from orchestrator.tracker import TrackerSettings
+from orchestrator.errors import ConfigurationError
 
 DEFAULT_LEDGER = "sqlite:///orchestrator-ledger.db"
 
@@ -54,51 +53,58 @@ class Settings:
     ledger: str = DEFAULT_LEDGER
     lease_ttl: float = 30.0
     clock_skew: float = 2.0
+    deprecated: str = "warn"
+    sender_policy: str | None = None
 
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_cap)
-
-    def limiter(self) -> LimiterSettings:
-        return LimiterSettings(
-            initial_rate=self.initial_rate, max_rate=self.max_rate, fair_keys=self.app_fairness
-        )
-
-    def tracker(self) -> TrackerSettings:
-        return TrackerSettings(
-            self.sweep_min,
-            self.sweep_max,
-            list_grace=self.list_grace,
-            page_size=self.list_page_size,
-        )
-
-    def dispatch(self) -> DispatchSettings:
-        reconcile = ReconcileSettings(
-            clock_skew=self.clock_skew,
-            visibility_grace=self.list_grace,
-            page_size=self.list_page_size,
-        )
-        return DispatchSettings(job_timeout=self.job_timeout, reconcile=reconcile)
+    @property
+    def reject_deprecated(self) -> bool:
+        return self.deprecated == "reject"
 
 
 _HELP = {
-    "queue_url": "SQS queue of change requests (required)",
+    "queue_url": "SQS queue of change requests",
     "results_queue_url": "SQS queue for outcome events (a request's reply_to overrides it)",
-    "dlq_url": "dead-letter queue for rejected requests (default: the queue's RedrivePolicy)",
-    "metrics_port": "port serving /metrics, /healthz, /readyz (0 = any free port)",
-    "concurrency": "change requests in progress at once",
+    "dlq_url": "dead-letter queue for rejected requests",
+    "metrics_host": "address serving /metrics, /healthz, /readyz",
+    "metrics_port": "port serving /metrics, /healthz, /readyz (0 = any free port, off = none)",
+    "concurrency": "change requests in progress at once (receiving stops when full)",
     "visibility_timeout": "seconds a received message stays hidden; extended while in progress",
+    "wait_time_seconds": "SQS long-poll wait in seconds (0-20)",
     "shutdown_grace": "seconds in-progress requests may run after SIGTERM before release",
-    "job_timeout": "seconds a job may take before its request FAILS",
-    "allow_destructive": "comma-separated destructive operations to accept (e.g. DeleteBackend)",
-    "log_level": "DEBUG, INFO, WARNING or ERROR",
-    "log_format": "json, console, or auto (JSON unless stderr is a terminal)",
+    "job_timeout": "seconds a job may take before its request FAILS (job_timeout)",
+    "sweep_min": "shortest gap in seconds between two checks of a job",
+    "sweep_max": "longest gap in seconds between two checks of a job",
+    "list_grace": "seconds a new job may stay unlisted by ListBackendJobs (eventual consistency)",
+    "list_page_size": "MaxResults of each ListBackendJobs page",
+    "max_attempts": "attempts per AmplifyBackend call for transient errors",
+    "backoff_base": "seconds: the first retry's backoff bound (full jitter, doubling)",
+    "backoff_cap": "seconds: the longest backoff between two attempts",
+    "initial_rate": "AmplifyBackend calls/s the adaptive rate limiter starts at",
+    "max_rate": "AmplifyBackend calls/s the adaptive rate limiter never exceeds",
     "app_fairness": "share request slots and rate-limiter tokens fairly between apps",
     "fair_backlog": "received messages that may wait for a request slot (to see past a flood)",
     "receivers": "concurrent long polls (more read a deep queue faster)",
+    "allow_destructive": "comma-separated destructive operations to accept (e.g. DeleteBackend)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "log_format": "json, console, or auto (JSON unless stderr is a terminal)",
+    "ledger": "job ledger: sqlite:///PATH.db (one host) or dynamodb://TABLE (many replicas)",
     "lease_ttl": "seconds a dead worker's leases (request, environment) block the others",
     "clock_skew": "seconds AmplifyBackend's clock may differ from ours (job timestamps)",
-    "list_grace": "seconds a new job may stay unlisted by ListBackendJobs (eventual consistency)",
-    "ledger": "job ledger: sqlite:///PATH.db (one host) or dynamodb://TABLE (many replicas)",
+    "deprecated": "a request using a member the model marks deprecated: warn (process it, with"
+    " warnings in its outcome) or reject (REJECTED deprecated_member)",
+    "sender_policy": "YAML/JSON file of rules: which SQS senders may change which apps,"
+    " environments and operations (docs/authorization.md)",
+}
+#: Settings whose value is one of a fixed set.
+_CHOICES = {"deprecated": ("warn", "reject")}
+
+#: How ``--help`` states a default that is not simply the field's value.
+_DEFAULT_SHOWN = {
+    "queue_url": "required",
+    "dlq_url": "default: the queue's RedrivePolicy",
+    "results_queue_url": "default: none",
+    "allow_destructive": "default: none",
+    "sender_policy": "default: none, every sender allowed",
 }
 
 
@@ -106,16 +112,26 @@ def _env_name(name: str) -> str:
     return "ORCHESTRATOR_" + name.upper()
 
 
+def _default_shown(f: Field[Any]) -> str:
+    if f.name in _DEFAULT_SHOWN:
+        return _DEFAULT_SHOWN[f.name]
+    value = f.default
+    if isinstance(value, bool):
+        return f"default {str(value).lower()}"
+    return f"default {value}"
+
+
+def help_text(f: Field[Any]) -> str:
+    """``--help`` of one setting: what it means, its default, its environment variable."""
+    return f"{_HELP[f.name]} ({_default_shown(f)}) [env {_env_name(f.name)}]".replace("%", "%%")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per setting; defaults come from the environment at parse time."""
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
         parser.add_argument(
-            flag,
-            dest=f.name,
-            default=None,
-            metavar=f.name.upper(),
-            help=f"{_HELP.get(f.name, f.name.replace('_', ' '))} [env {_env_name(f.name)}]",
+            flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text(f)
         )
 
 
@@ -136,7 +152,10 @@ def _convert(name: str, raw: str, default: Any) -> Any:
 def load(
     args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Build Settings from flags, then ORCHESTRATOR_* variables, then defaults."""
+    """Build Settings from flags, then ORCHESTRATOR_* variables, then defaults.
+
+    A missing or unreadable value raises :class:`ConfigurationError` (a ``SystemExit``), whose
+    message names the variable: the CLI prints it on one line and exits 2."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in fields(Settings):
@@ -148,7 +167,12 @@ def load(
         try:
             values[f.name] = _convert(f.name, str(raw), default)
         except ValueError as exc:
-            raise SystemExit(f"invalid {_env_name(f.name)}={raw!r}: {exc}") from None
+            raise ConfigurationError(f"invalid {_env_name(f.name)}={raw!r}: {exc}") from None
+        allowed = _CHOICES.get(f.name)
+        if allowed and values[f.name] not in allowed:
+            raise ConfigurationError(
+                f"invalid {_env_name(f.name)}={raw!r}: use one of {', '.join(allowed)}"
+            )
     if not values.get("queue_url"):
-        raise SystemExit("ORCHESTRATOR_QUEUE_URL (--queue-url) is required")
+        raise ConfigurationError("ORCHESTRATOR_QUEUE_URL (--queue-url) is required")
     return Settings(**values)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.aws import map_error, result_label
+from orchestrator.clock import wall_time
 from orchestrator.metrics import Metrics
 
 MAX_BATCH = 10
@@ -20,6 +21,23 @@ class Message:
     receipt_handle: str
     body: str
     receive_count: int = 1
+    #: SentTimestamp (epoch seconds), when SQS gave one.
+    sent_at: float | None = None
+    #: Who sent it (SenderId: ``AIDA…`` for an IAM user, ``AROA…:<session>`` for a role).
+    sender_id: str | None = None
+    #: The producer's trace context: the ``traceparent``/``tracestate`` message attributes and
+    #: the ``AWSTraceHeader`` system attribute, those present (orchestrator.tracing).
+    trace_carrier: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: MessageGroupId (FIFO queues, and standard ones a producer gave a fair-queue tenant).
+    group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RedrivePolicy:
+    """Where SQS moves a message, and after how many receives."""
+
+    dead_letter_url: str
+    max_receive_count: int
 
 
 class Sqs:
@@ -47,12 +65,23 @@ class Sqs:
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
             VisibilityTimeout=visibility_timeout,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=[
+                "ApproximateReceiveCount",
+                "SentTimestamp",
+                "SenderId",
+                "AWSTraceHeader",
+                "MessageGroupId",
+            ],
+            MessageAttributeNames=["traceparent", "tracestate"],
         )
         messages = [_message(raw) for raw in response.get("Messages", [])]
         self._metrics.receives.labels("messages" if messages else "empty").inc()
         self._metrics.messages_received.inc(len(messages))
         self._metrics.messages_per_receive.observe(len(messages))
+        now = wall_time()
+        for message in messages:
+            if message.receive_count == 1 and message.sent_at is not None:
+                self._metrics.message_wait.observe(max(0.0, now - message.sent_at))
         return messages
 
     async def delete(self, queue_url: str, messages: Sequence[Message]) -> list[str]:
@@ -93,13 +122,15 @@ class Sqs:
         attributes: Mapping[str, str] | None = None,
         *,
         group: str = "orchestrator",
+        dedup: str | None = None,
     ) -> None:
-        """Send one message. On a FIFO queue it goes to ``group`` with the body's SHA-256 as
-        deduplication id, so an identical re-sent outcome event is dropped by SQS itself."""
+        """Send one message. On a FIFO queue it goes to ``group`` with ``dedup`` (default: the
+        body's SHA-256) as deduplication id, so an identical re-sent outcome event is dropped
+        by SQS itself."""
         params: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": body}
         if queue_url.endswith(".fifo"):
             params["MessageGroupId"] = group
-            params["MessageDeduplicationId"] = hashlib.sha256(body.encode()).hexdigest()
+            params["MessageDeduplicationId"] = dedup or hashlib.sha256(body.encode()).hexdigest()
         if attributes:
             params["MessageAttributes"] = {
                 name: {"DataType": "String", "StringValue": value or "-"}
@@ -109,16 +140,21 @@ class Sqs:
 
     async def dead_letter_url(self, queue_url: str) -> str | None:
         """The DLQ named by the queue's RedrivePolicy, if it has one."""
+        policy = await self.redrive_policy(queue_url)
+        return policy.dead_letter_url if policy else None
+
+    async def redrive_policy(self, queue_url: str) -> RedrivePolicy | None:
+        """The queue's RedrivePolicy (its DLQ resolved to a URL), if it has one."""
         response = await self._call(
             "get_queue_attributes", QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]
         )
-        policy = response.get("Attributes", {}).get("RedrivePolicy")
-        if not policy:
+        text = response.get("Attributes", {}).get("RedrivePolicy")
+        if not text:
             return None
-        arn = str(json.loads(policy)["deadLetterTargetArn"])
-        _, _, _, _, account, name = arn.split(":", 5)
+        policy = json.loads(text)
+        _, _, _, _, account, name = str(policy["deadLetterTargetArn"]).split(":", 5)
         found = await self._call("get_queue_url", QueueName=name, QueueOwnerAWSAccountId=account)
-        return str(found["QueueUrl"])
+        return RedrivePolicy(str(found["QueueUrl"]), int(policy["maxReceiveCount"]))
 
     async def depth(self, queue_url: str) -> dict[str, int]:
         names = [
@@ -134,8 +170,29 @@ class Sqs:
 
 
 def _message(raw: Mapping[str, Any]) -> Message:
-    count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-    return Message(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body", ""), count)
+    attributes = raw.get("Attributes", {})
+    count = int(attributes.get("ApproximateReceiveCount", 1))
+    sent = attributes.get("SentTimestamp")
+    sent_at = int(sent) / 1000 if sent else None
+    body = raw.get("Body", "")
+    sender = attributes.get("SenderId")
+    carrier = _trace_carrier(raw)
+    group = attributes.get("MessageGroupId")
+    return Message(
+        raw["MessageId"], raw["ReceiptHandle"], body, count, sent_at, sender, carrier, group
+    )
+
+
+def _trace_carrier(raw: Mapping[str, Any]) -> dict[str, str]:
+    carrier = {
+        name: str(value["StringValue"])
+        for name, value in raw.get("MessageAttributes", {}).items()
+        if name in ("traceparent", "tracestate") and value.get("StringValue")
+    }
+    header = raw.get("Attributes", {}).get("AWSTraceHeader")
+    if header:
+        carrier["AWSTraceHeader"] = str(header)
+    return carrier
 
 
 def _entries(messages: Iterable[Message]) -> list[dict[str, str]]:

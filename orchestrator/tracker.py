@@ -15,6 +15,10 @@ Each round's due time is coalesced (moved by at most 5% of the gap onto a shared
 environments falling due together are looked at together. A job not listed yet is tolerated
 for ``list_grace`` seconds (the service is eventually consistent). Checks go through the same
 rate limiter and retries as every other call.
+
+Tracing: each :meth:`JobTracker.wait` is a ``job wait`` span of the waiting request (each status
+change an event on it); a check by JobId runs inside that span, so its ListBackendJobs call is
+in the request's trace; a sweep is a trace of its own, linked to the waits it serves.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import anyio
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
+from opentelemetry.trace import INVALID_SPAN, Span, StatusCode
 
 from orchestrator import logs, servicemodel
 from orchestrator.amplify import AmplifyApi
@@ -35,6 +40,7 @@ from orchestrator.errors import JobTimedOut, OrchestratorError
 from orchestrator.metrics import Metrics
 from orchestrator.schedule import Durations, ScheduleSettings
 from orchestrator.timestamps import parse_timestamp
+from orchestrator.tracing import NO_TRACER, Tracer
 
 log = logs.get_logger("orchestrator.tracker")
 EnvKey = tuple[str, str]
@@ -74,6 +80,8 @@ class _Tracked:
     checks: int = 0
     #: The registering task's log context (request_id, operation, app_id, environment, job_id).
     context: dict[str, Any] = field(default_factory=structlog.contextvars.get_contextvars)
+    #: The waiting request's ``job wait`` span (a no-op one with tracing off).
+    span: Span = INVALID_SPAN
 
 
 class JobTracker:
@@ -83,11 +91,13 @@ class JobTracker:
         metrics: Metrics,
         settings: TrackerSettings | None = None,
         clock: Clock | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._api = api
         self._metrics = metrics
         self._s = settings or TrackerSettings()
         self._clock = clock or MonotonicClock()
+        self._tracer = tracer
         self._durations = Durations(self._s.schedule())
         self._envs: dict[EnvKey, dict[str, _Tracked]] = {}
         self._wake: dict[EnvKey, anyio.Event] = {}
@@ -113,22 +123,28 @@ class JobTracker:
     ) -> JobResult:
         """Block until the job is terminal; raise JobTimedOut after ``limit`` seconds.
         ``age``: seconds since the job's call was made (a resumed job is not new)."""
-        tracked = self._register(key, job_id, operation, max(0.0, age))
-        try:
-            with anyio.move_on_after(limit):
-                await tracked.done.wait()
-        finally:
-            self._forget(key, tracked)
-        if tracked.result is None:
-            self._metrics.jobs_finished.labels(operation, "TIMED_OUT").inc()
-            raise JobTimedOut(f"job {job_id} not terminal after {limit:g}s")
-        return tracked.result
+        with self._tracer.job_wait(*key, job_id, operation) as span:
+            tracked = self._register(key, job_id, operation, max(0.0, age), span)
+            try:
+                with anyio.move_on_after(limit):
+                    await tracked.done.wait()
+            finally:
+                self._forget(key, tracked)
+            if tracked.result is None:
+                self._metrics.jobs_finished.labels(operation, "TIMED_OUT").inc()
+                span.set_attribute("orchestrator.job.status", "TIMED_OUT")
+                raise JobTimedOut(f"job {job_id} not terminal after {limit:g}s")
+            if span.is_recording():
+                _job_result(span, tracked.result)
+            return tracked.result
 
-    def _register(self, key: EnvKey, job_id: str, operation: str, age: float) -> _Tracked:
+    def _register(
+        self, key: EnvKey, job_id: str, operation: str, age: float, span: Span
+    ) -> _Tracked:
         assert self._tg is not None, "JobTracker.run() is not running"
         now = self._clock.now()
         due = now + self._durations.next_check(operation, age)
-        tracked = _Tracked(job_id, operation, now - age, due)
+        tracked = _Tracked(job_id, operation, now - age, due, span=span)
         self._envs.setdefault(key, {})[job_id] = tracked
         if key not in self._followers:  # exactly one task per environment, ever at once
             self._followers.add(key)
@@ -145,18 +161,12 @@ class JobTracker:
             self._metrics.jobs_in_flight.labels(tracked.operation).dec()
 
     async def _follow_env(self, key: EnvKey) -> None:
-        # Spawned from the first registering request's task: drop its inherited log context.
+        # Spawned from the first registering request's task: drop its inherited log context
+        # and trace context (its checks serve every request's job).
         structlog.contextvars.clear_contextvars()
         try:
-            while self._envs.get(key):
-                gap = max(0.0, min(t.due for t in self._envs[key].values()) - self._clock.now())
-                deadline = coalesce(anyio.current_time() + gap, gap)
-                with anyio.CancelScope(deadline=deadline):
-                    await self._wake[key].wait()
-                self._wake[key] = anyio.Event()
-                due = self._due(key, slack=0.05 * gap)
-                if due:
-                    await self._check_safely(key, due)
+            with self._tracer.detached():
+                await self._follow_due(key)
         finally:
             # No await since the loop saw no job: a job registered from here on starts a new
             # task, and this one is gone (two tasks on one environment would check twice).
@@ -165,6 +175,17 @@ class JobTracker:
                 self._envs.pop(key, None)
                 self._wake.pop(key, None)
                 self._sweep_pages.pop(key, None)
+
+    async def _follow_due(self, key: EnvKey) -> None:
+        while self._envs.get(key):
+            gap = max(0.0, min(t.due for t in self._envs[key].values()) - self._clock.now())
+            deadline = coalesce(anyio.current_time() + gap, gap)
+            with anyio.CancelScope(deadline=deadline):
+                await self._wake[key].wait()
+            self._wake[key] = anyio.Event()
+            due = self._due(key, slack=0.05 * gap)
+            if due:
+                await self._check_safely(key, due)
 
     def _due(self, key: EnvKey, slack: float) -> list[_Tracked]:
         horizon = self._clock.now() + slack
@@ -189,14 +210,16 @@ class JobTracker:
         seen: set[str] = set()
         for tracked in due:
             tracked.checks += 1
-            seen |= await self._walk(key, {tracked.job_id}, job_id=tracked.job_id)
+            with self._tracer.within(tracked.span):  # in the waiting request's trace
+                seen |= await self._walk(key, {tracked.job_id}, job_id=tracked.job_id)
         return seen
 
     async def _sweep(self, key: EnvKey) -> set[str]:
         tracked = list(self._envs.get(key, {}).values())
         for job in tracked:
             job.checks += 1
-        return await self._walk(key, {job.job_id for job in tracked})
+        with self._tracer.sweep(*key, [job.span for job in tracked]):
+            return await self._walk(key, {job.job_id for job in tracked})
 
     async def _walk(self, key: EnvKey, wanted: set[str], job_id: str | None = None) -> set[str]:
         """Walk pages until every job in ``wanted`` has been seen (or the pages end)."""
@@ -239,7 +262,11 @@ class JobTracker:
         status = str(job.get("Status", ""))
         if status != tracked.last_status:
             tracked.last_status = status
-            log.info("job_status", **{**tracked.context, "job_id": tracked.job_id}, status=status)
+            tracked.span.add_event("job_status", {"status": status})
+            with self._tracer.within(tracked.span):  # the line carries the request's trace id
+                log.info(
+                    "job_status", **{**tracked.context, "job_id": tracked.job_id}, status=status
+                )
         if status in servicemodel.TERMINAL_JOB_STATUSES:
             result = JobResult(
                 tracked.job_id, status, job.get("Error"), job.get("UpdateTime"), tracked.checks
@@ -265,6 +292,14 @@ class JobTracker:
         delay = detection_delay(result.update_time)
         if delay is not None:
             self._metrics.detection_delay.observe(delay)
+
+
+def _job_result(span: Span, result: JobResult) -> None:
+    span.set_attributes(
+        {"orchestrator.job.status": result.status, "orchestrator.job.checks": result.checks}
+    )
+    if result.status != "COMPLETED":
+        span.set_status(StatusCode.ERROR, f"job ended {result.status}")
 
 
 def coalesce(deadline: float, interval: float, slack: float = 0.1) -> float:

@@ -4,7 +4,11 @@ Startup: open the SQS and AmplifyBackend clients → resolve the DLQ → open th
 the HTTP endpoints, the job tracker, the lease renewals → start consuming. Shutdown (``stop``
 set, e.g. by SIGTERM): stop receiving → let requests in progress finish within the grace period
 → release the rest → flush deletes → stop the tracker, the lease renewals and the endpoints →
-close the ledger and the clients (reverse order of opening).
+close the ledger and the clients (reverse order of opening) → flush the spans (tracing on: every
+span ended by then is exported before ``run`` returns, within a few seconds).
+
+Tracing (orchestrator.tracing) is passed in as a :class:`Tracing`; a worker given none is off,
+unless it runs through :func:`run_until_signalled`, which reads the ``OTEL_*`` environment then.
 """
 
 from __future__ import annotations
@@ -19,23 +23,52 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskStatus
 
-from orchestrator import __version__, logs, monitor
+from orchestrator import __version__, logs, monitor, servicemodel
 from orchestrator.amplify import AmplifyApi
+from orchestrator.authorization import SenderPolicy, load_policy
 from orchestrator.aws import open_clients
+from orchestrator.backoff import RetryPolicy
 from orchestrator.consumer import Consumer, ConsumerSettings
-from orchestrator.dispatcher import Dispatcher
+from orchestrator.dispatcher import Dispatcher, DispatchSettings
 from orchestrator.errors import ConfigurationError
 from orchestrator.httpserver import ObservabilityServer
 from orchestrator.lease import Leases
-from orchestrator.ledger import open_ledger
+from orchestrator.ledger import open_ledger, traced
 from orchestrator.metrics import Metrics
 from orchestrator.processor import Destinations, RequestProcessor
-from orchestrator.ratelimit import AdaptiveRateLimiter
+from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
+from orchestrator.reconcile import ReconcileSettings
 from orchestrator.settings import Settings
 from orchestrator.sqs import Sqs
-from orchestrator.tracker import JobTracker
+from orchestrator.tracing import Tracing
+from orchestrator.tracker import JobTracker, TrackerSettings
 
 log = logs.get_logger("orchestrator.worker")
+#: Without a RedrivePolicy, the delivery on which the worker gives a failing message up itself.
+DEFAULT_MAX_RECEIVES = 10
+
+
+def retry_policy(s: Settings) -> RetryPolicy:
+    return RetryPolicy(s.max_attempts, s.backoff_base, s.backoff_cap)
+
+
+def limiter_settings(s: Settings) -> LimiterSettings:
+    return LimiterSettings(
+        initial_rate=s.initial_rate, max_rate=s.max_rate, fair_keys=s.app_fairness
+    )
+
+
+def tracker_settings(s: Settings) -> TrackerSettings:
+    return TrackerSettings(
+        s.sweep_min, s.sweep_max, list_grace=s.list_grace, page_size=s.list_page_size
+    )
+
+
+def dispatch_settings(s: Settings) -> DispatchSettings:
+    reconcile = ReconcileSettings(
+        clock_skew=s.clock_skew, visibility_grace=s.list_grace, page_size=s.list_page_size
+    )
+    return DispatchSettings(job_timeout=s.job_timeout, reconcile=reconcile)
 
 
 @dataclass(frozen=True)
@@ -47,13 +80,21 @@ class Started:
 
 
 class Worker:
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.metrics = metrics or Metrics()
         self.metrics.build_info.info({"version": __version__})
+        model = servicemodel.service_model()
+        jobs = [name for name in servicemodel.mutations() if servicemodel.creates_job(name)]
+        self.metrics.initialise(model.operation_names, jobs)
         self.consumer: Consumer | None = None
         self.tracker: JobTracker | None = None
-        self.limiter = AdaptiveRateLimiter(settings.limiter())
+        self.limiter = AdaptiveRateLimiter(limiter_settings(settings))
+        #: Validated before anything starts: a broken policy stops the worker at once.
+        self.senders = self._sender_policy()
         #: Names this process in ledger leases.
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -69,27 +110,58 @@ class Worker:
         self, stop: anyio.Event, *, task_status: TaskStatus[Started] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         s = self.settings
+        tracing = self.tracing or Tracing.off()
+        tracer = tracing.tracer
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(tracing.flush)  # the last step of the shutdown
             sqs_c, amp_c = await stack.enter_async_context(
                 open_clients(max_connections=max(16, s.concurrency * 2))
             )
             sqs = Sqs(sqs_c, self.metrics)
-            dlq_url = s.dlq_url or await sqs.dead_letter_url(s.queue_url)
+            redrive = await sqs.redrive_policy(s.queue_url)
+            dlq_url = s.dlq_url or (redrive.dead_letter_url if redrive else None)
             if not dlq_url:
                 raise ConfigurationError(
                     "no dead-letter queue: set ORCHESTRATOR_DLQ_URL or give the queue a "
                     "RedrivePolicy"
                 )
-            ledger = await stack.enter_async_context(open_ledger(s.ledger))
-            policy = s.retry_policy()
-            api = AmplifyApi(amp_c, self.limiter, policy, self.metrics)
-            self.tracker = JobTracker(api, self.metrics, s.tracker())
+            max_receives = redrive.max_receive_count if redrive else DEFAULT_MAX_RECEIVES
+            if redrive is None:
+                log.warning("no_redrive_policy", max_receives=max_receives)
+            ledger = traced(
+                await stack.enter_async_context(open_ledger(s.ledger)), tracer, s.ledger
+            )
+            policy = retry_policy(s)
+            api = AmplifyApi(amp_c, self.limiter, policy, self.metrics, tracer=tracer)
+            self.tracker = JobTracker(api, self.metrics, tracker_settings(s), tracer=tracer)
             leases = Leases(ledger, self.worker_id, s.lease_ttl)
             dispatcher = Dispatcher(
-                api, self.tracker, ledger, leases, policy, s.dispatch(), metrics=self.metrics
+                api,
+                self.tracker,
+                ledger,
+                leases,
+                policy,
+                dispatch_settings(s),
+                metrics=self.metrics,
             )
-            destinations = Destinations(s.results_queue_url, dlq_url, s.allow_destructive)
-            processor = RequestProcessor(sqs, dispatcher, destinations, self.metrics, policy)
+            destinations = Destinations(
+                s.results_queue_url,
+                dlq_url,
+                s.allow_destructive,
+                max_receives,
+                reject_deprecated=s.reject_deprecated,
+                queue_url=s.queue_url,
+            )
+            processor = RequestProcessor(
+                sqs,
+                dispatcher,
+                ledger,
+                destinations,
+                self.metrics,
+                policy,
+                senders=self.senders,
+                tracer=tracer,
+            )
             self.consumer = Consumer(
                 sqs, processor.process, self._consumer_settings(), self.metrics
             )
@@ -100,17 +172,30 @@ class Worker:
                 services.start_soon(monitor.watch_loop_lag, self.metrics)
                 depth_queues = {"main": s.queue_url, "dlq": dlq_url}
                 services.start_soon(monitor.sample_queue_depth, sqs, self.metrics, depth_queues)
+                self._log_sender_policy()
                 log.info(
                     "worker_started",
                     queue_url=s.queue_url,
                     dlq_url=dlq_url,
                     metrics_port=port,
                     concurrency=s.concurrency,
+                    tracing=tracing.enabled,
                 )
                 task_status.started(Started(port, dlq_url))
                 await self.consumer.run(stop)
                 services.cancel_scope.cancel()
         log.info("worker_stopped")
+
+    def _sender_policy(self) -> SenderPolicy | None:
+        path = self.settings.sender_policy
+        return None if path is None else load_policy(path)
+
+    def _log_sender_policy(self) -> None:
+        if self.senders is None:
+            log.warning("no_sender_policy", meaning="every sender may change every app")
+        else:
+            rules = [rule.name for rule in self.senders.rules]
+            log.info("sender_policy_loaded", path=self.settings.sender_policy, rules=rules)
 
     async def _start_http(self, services: anyio.abc.TaskGroup) -> int | None:
         if self.settings.metrics_port is None:

@@ -102,3 +102,38 @@ async def test_a_message_finished_at_shutdown_is_still_deleted(sqs: Any, queues:
             await anyio.wait_all_tasks_blocked()  # the handlers' cancellation is delivered
             gated.gate.set()
     assert await queue_counts(sqs, queues.main) == (0, 0)
+
+
+async def test_read_ahead_and_queue_wait_are_exported(sqs: Any, queues: Queues) -> None:
+    """One slot and three messages: while the first runs, the other two are received and held
+    (orchestrator_messages_waiting 2); once all ran, none waits. Each first receipt observed
+    how long its message had been on the queue."""
+    metrics = Metrics()
+    gate, first = anyio.Event(), anyio.Event()
+    handled: list[str] = []
+
+    async def handler(message: Message) -> None:
+        first.set()
+        await gate.wait()
+        handled.append(message.message_id)
+
+    def waiting() -> float | None:
+        return metrics.registry.get_sample_value("orchestrator_messages_waiting")
+
+    await send(sqs, queues.main, ["a", "b", "c"])
+    settings = ConsumerSettings(queues.main, concurrency=1, wait_time_seconds=1, backlog=4)
+    consumer = Consumer(Sqs(sqs, metrics), handler, settings, metrics)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(consumer.run, stop)
+        with anyio.fail_after(10):
+            await first.wait()
+            while waiting() != 2:  # noqa: ASYNC110  (received by another long poll)
+                await anyio.sleep(0.01)
+            gate.set()
+            while len(handled) < 3:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        assert waiting() == 0
+        stop.set()
+    count = metrics.registry.get_sample_value("orchestrator_message_wait_seconds_count")
+    assert count == 3

@@ -615,17 +615,22 @@ def test_cloudformation_has_both_queue_kinds_redrive_encryption_and_alarms() -> 
         "deadLetterTargetArn": {"GetAtt": "ChangeDeadLetterQueue.Arn"},
         "maxReceiveCount": {"Ref": "MaxReceiveCount"},
     }
+    # The alarms' values are checked on a deployed stack: tests/test_cloudwatch_alarms.py.
     alarms = {
-        v["Properties"]["MetricName"]: v["Properties"]
-        for v in resources.values()
-        if v["Type"] == "AWS::CloudWatch::Alarm"
+        k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"
     }
-    assert set(alarms) == {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}
-    dead = alarms["ApproximateNumberOfMessagesVisible"]
-    assert dead["Dimensions"][0]["Value"] == {"GetAtt": "ChangeDeadLetterQueue.QueueName"}
-    assert (dead["ComparisonOperator"], dead["Threshold"]) == ("GreaterThanThreshold", 0)
-    oldest = alarms["ApproximateAgeOfOldestMessage"]
+    assert set(alarms) == {
+        "OldestChangeRequestAlarm",
+        "DeadLetterGrowthAlarm",
+        "DeadLetterExpiryAlarm",
+    }
+    oldest = alarms["OldestChangeRequestAlarm"]
+    assert oldest["MetricName"] == "ApproximateAgeOfOldestMessage"
     assert oldest["Dimensions"][0]["Value"] == {"GetAtt": "ChangeQueue.QueueName"}
+    on_dlq = [{"Name": "QueueName", "Value": {"GetAtt": "ChangeDeadLetterQueue.QueueName"}}]
+    for name in ("DeadLetterGrowthAlarm", "DeadLetterExpiryAlarm"):  # metric math on the DLQ
+        stats = [q["MetricStat"] for q in alarms[name]["Metrics"] if "MetricStat" in q]
+        assert stats and all(stat["Metric"]["Dimensions"] == on_dlq for stat in stats), name
     outputs = template["Outputs"]
     for queue in ("ChangeQueue", "DeadLetterQueue", "ResultsQueue"):
         assert {f"{queue}Url", f"{queue}Arn"} <= outputs.keys()

@@ -321,7 +321,12 @@ async def test_http_endpoints_and_documented_metrics(
     ):
         assert name in families, name
     requests = [s for s in families["orchestrator_requests"].samples if s.name.endswith("_total")]
-    assert [(s.labels["outcome"], s.value) for s in requests] == [("SUCCEEDED", 1.0)]
+    counted = [(s.labels["outcome"], s.labels["reason"], s.value) for s in requests if s.value]
+    assert counted == [("SUCCEEDED", "ok", 1.0)]
+    # Series that alerts read exist from the start, at 0: a first failure is an increase.
+    assert ("FAILED", "client_error", 0.0) in [
+        (s.labels["outcome"], s.labels["reason"], s.value) for s in requests
+    ]
     sqs_calls = {  # SQS calls by their API name: the outcome event's SendMessage among them
         (s.labels["operation"], s.labels["result"]): s.value
         for s in families["orchestrator_sqs_calls"].samples

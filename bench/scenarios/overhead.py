@@ -34,6 +34,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -138,13 +139,17 @@ async def worker_round(
     workdir: str,
     emulator: EmulatorProcess,
     cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    settled: Callable[[str], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """One worker measurement: its CPU for the requests, and the calls it made (the plan)."""
+    """One worker measurement: its CPU for the requests, and the calls it made (the plan).
+    ``env``: extra environment of the worker; ``settled(queue_url)``: awaited before the CPU
+    is read (what the worker still does for these requests, e.g. export their spans)."""
     from tests.stack import create_queues, drain, send
 
     count = len(bodies)
     queues = await create_queues(sqs)
-    worker = WorkerProcess(queues.main, queues.results, workdir, cwd=cwd, **WORKER)
+    worker = WorkerProcess(queues.main, queues.results, workdir, cwd=cwd, env=env, **WORKER)
     try:
         await anyio.to_thread.run_sync(worker.wait_ready)
         await anyio.sleep(1.0)
@@ -154,6 +159,8 @@ async def worker_round(
         outcomes = await drain(sqs, queues.results, count, deadline=600)
         wall = time.perf_counter() - began
         await anyio.sleep(1.0)  # the last delete batch
+        if settled is not None:
+            await settled(queues.main)
         worker_cpu = worker.cpu() - cpu0
         samples = worker.metrics()
     finally:

@@ -44,6 +44,7 @@ async def child(jobs_file: str, warmup: float, window: float) -> dict[str, Any]:
     from orchestrator.ratelimit import AdaptiveRateLimiter
     from orchestrator.settings import Settings
     from orchestrator.tracker import JobTracker
+    from orchestrator.worker import limiter_settings, retry_policy, tracker_settings
 
     jobs: list[list[str]] = json.loads(await anyio.Path(jobs_file).read_text())
     settings = Settings(queue_url="unused")
@@ -53,9 +54,12 @@ async def child(jobs_file: str, warmup: float, window: float) -> dict[str, Any]:
     async with open_clients(max_connections=64) as (_sqs, amplify):
         metrics = Metrics()
         api = AmplifyApi(
-            amplify, AdaptiveRateLimiter(settings.limiter()), settings.retry_policy(), metrics
+            amplify,
+            AdaptiveRateLimiter(limiter_settings(settings)),
+            retry_policy(settings),
+            metrics,
         )
-        tracker = JobTracker(api, metrics, settings.tracker())
+        tracker = JobTracker(api, metrics, tracker_settings(settings))
 
         async def follow(env: str, job_id: str) -> None:
             await tracker.wait((APP, env), job_id, "CreateBackendStorage", 3600)

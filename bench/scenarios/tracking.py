@@ -10,7 +10,7 @@ Variants (emulator knobs): 0 or 500 past jobs in every environment (``history``)
 newest first or oldest first (``list_order``). Contenders, for each variant:
 
 * ``ours``: :class:`~orchestrator.tracker.JobTracker` as the worker configures it
-  (``Settings(queue_url="unused").tracker()``, every duration field scaled by ``SCALE``);
+  (``tracker_settings(Settings(queue_url="unused"))``, every duration field scaled by ``SCALE``);
 * ``getbackendjob_every_2s``: the Amplify CLI's way, GetBackendJob every 2 s per job;
 * ``list_sweep``: every ``sweep_max`` per environment, walk ListBackendJobs pages (no filter,
   25 per page) until the job is found or the pages end.
@@ -112,7 +112,7 @@ def _is_duration(spec: dataclasses.Field[Any]) -> bool:
 
 def tracker_settings() -> TrackerSettings:
     """The worker's tracker settings with every duration field divided by ``SCALE``."""
-    settings = worker_settings().tracker()
+    settings = tracker_settings(worker_settings())
     scaled: dict[str, Any] = {
         spec.name: value / SCALE
         for spec in dataclasses.fields(settings)

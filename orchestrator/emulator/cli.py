@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="connection reset after the effect",
     )
+    faults.add_argument(
+        "--fault-403",
+        type=float,
+        default=0.0,
+        help="AccessDeniedException 403 before any effect (IAM denies the call)",
+    )
     faults.add_argument("--fault-operations", help="comma-separated operations faults hit")
     faults.add_argument("--latency", type=float, default=0.0, help="seconds added to each call")
     faults.add_argument("--latency-spike-ratio", type=float, default=0.0)
@@ -149,6 +155,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         fault_500_ratio=args.fault_500,
         fault_reset_ratio=args.fault_reset,
         fault_reset_after_ratio=args.fault_reset_after,
+        fault_403_ratio=args.fault_403,
         latency=args.latency,
         latency_spike_ratio=args.latency_spike_ratio,
         latency_spike=args.latency_spike,

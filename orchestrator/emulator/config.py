@@ -30,6 +30,7 @@ _RATIOS = (
     "fault_500_ratio",
     "fault_reset_ratio",
     "fault_reset_after_ratio",
+    "fault_403_ratio",
 )
 
 
@@ -47,6 +48,7 @@ class EmulatorConfig:
     fault_500_ratio: float = 0.0
     fault_reset_ratio: float = 0.0
     fault_reset_after_ratio: float = 0.0
+    fault_403_ratio: float = 0.0
     latency: float = 0.0
     latency_spike_ratio: float = 0.0
     latency_spike: float = 0.0

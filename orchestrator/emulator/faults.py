@@ -1,7 +1,11 @@
 """Fault injection: which API calls fail, how, and when in the call the failure happens.
 
-Four failure kinds, each with its own probability per API call:
+Five failure kinds, each with its own probability per API call:
 
+* ``403``: AccessDeniedException, as AWS answers a call the caller's IAM policy does not allow
+  (every AWS API can answer it; the AmplifyBackend model does not declare it): status 403,
+  ``x-amzn-ErrorType: AccessDeniedException`` and a ``message``; nothing happens. Drawn first,
+  because authorisation comes before anything else (it is raised from :meth:`before_effect`);
 * ``reset``: the connection is aborted before anything happens (the client sees a dropped
   connection and cannot know whether the call took effect: it did not);
 * ``504``: GatewayTimeoutException returned before anything happens;
@@ -24,7 +28,9 @@ from __future__ import annotations
 import random
 
 from orchestrator.emulator.config import EmulatorConfig
+from orchestrator.emulator.errors import ApiError
 
+ACCESS_DENIED = "AccessDeniedException"
 RESET = "reset"
 GATEWAY_TIMEOUT = "504"
 INTERNAL_ERROR = "500"
@@ -41,6 +47,7 @@ class FaultInjector:
         self._504 = cfg.fault_504_ratio
         self._500 = cfg.fault_500_ratio
         self._reset_after = cfg.fault_reset_after_ratio
+        self._403 = cfg.fault_403_ratio
         self._latency = cfg.latency
         self._spike_ratio = cfg.latency_spike_ratio
         self._spike = cfg.latency_spike
@@ -52,9 +59,12 @@ class FaultInjector:
         return ratio > 0.0 and self._rng.random() < ratio
 
     def before_effect(self, operation: str) -> str | None:
-        """``reset``, ``504`` or None: a failure decided before the call does anything."""
+        """``reset``, ``504`` or None: a failure decided before the call does anything.
+        Raises the ``403`` fault's :class:`ApiError` itself."""
         if not self._targets(operation):
             return None
+        if self._hit(self._403):
+            raise access_denied(operation)
         if self._hit(self._reset):
             return RESET
         if self._hit(self._504):
@@ -76,3 +86,15 @@ class FaultInjector:
         if self._targets(operation) and self._hit(self._spike_ratio):
             return self._latency + self._spike, True
         return self._latency, False
+
+
+def access_denied(operation: str) -> ApiError:
+    """The 403 AWS answers when IAM does not allow ``operation`` (the wording of IAM's denial)."""
+    error = ApiError(
+        ACCESS_DENIED,
+        "User: arn:aws:sts::123456789012:assumed-role/orchestrator/emulator is not authorized"
+        f" to perform: amplifybackend:{operation} because no identity-based policy allows the"
+        f" amplifybackend:{operation} action (injected fault)",
+    )
+    error.status = 403  # undeclared in the model, so ApiError cannot look its status up
+    return error
