@@ -52,7 +52,9 @@ async def test_kill_9_at_random_points_loses_and_repeats_nothing(stack: chaos.St
 
 @pytest.mark.parametrize(
     "variant",
-    [("newest", "iso"), ("oldest", "epoch_s"), ("unordered", "epoch_ms"), ("oldest", "iso_offset")],
+    # The two most unlike the emulator's default (newest first, ISO); tests/test_exactly_once.py
+    # covers every order and format without kills, `make chaos` every pair with them.
+    [("oldest", "epoch_s"), ("unordered", "epoch_ms")],
     ids=lambda v: f"{v[0]}-{v[1]}",
 )
 async def test_kill_9_and_lost_answers_on_every_kind_of_service(

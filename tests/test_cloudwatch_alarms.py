@@ -216,6 +216,23 @@ def stack(request: pytest.FixtureRequest, moto_cloudformation: str) -> Iterator[
     assert not cloudwatch.describe_alarms(AlarmNamePrefix=f"{prefix}-")["MetricAlarms"]
 
 
+def test_only_named_producers_may_send_to_the_change_queue() -> None:
+    """With ProducerPrincipalArns the change queue's policy denies SendMessage to every other
+    principal (the first line of defence before the sender policy); without, there is none.
+    (moto's CloudFormation has no AWS::SQS::QueuePolicy: checked on the template itself.)"""
+    resources = template()["Resources"]
+    policy = resources["ChangeQueuePolicy"]
+    assert policy["Condition"] == "HasProducers"
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    deny = statements["SendForNamedProducersOnly"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage")
+    named = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    allow = statements["NamedProducersMaySend"]
+    assert allow["Effect"] == "Allow" and "sqs:SendMessage" in allow["Action"]
+    assert allow["Condition"]["ArnLike"]["aws:PrincipalArn"] == named
+    assert template()["Parameters"]["ProducerPrincipalArns"]["Default"] == ""
+
+
 def _parameter(stack: dict[str, Any], name: str) -> float:
     default = template()["Parameters"][name]["Default"]
     return float(stack["parameters"].get(name, default))
