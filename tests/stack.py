@@ -23,6 +23,7 @@ from orchestrator.emulator import EmulatorConfig, EmulatorHandle, run_emulator
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
 from orchestrator.settings import Settings
+from orchestrator.tracing import Tracing
 from orchestrator.worker import Started, Worker
 
 FAST = {
@@ -131,9 +132,11 @@ async def queue_counts(sqs: Any, queue_url: str) -> tuple[int, int]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[tuple[Worker, Started]]:
+async def running_worker(
+    settings: Settings, tracing: Tracing | None = None
+) -> AsyncIterator[tuple[Worker, Started]]:
     """Run a worker in this event loop; stop it (gracefully) when the block ends."""
-    worker = Worker(settings, Metrics())
+    worker = Worker(settings, Metrics(), tracing=tracing)
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         started: Started = await tg.start(worker.run, stop)
@@ -225,3 +228,14 @@ async def wait_until(predicate: Any, *, deadline: float = 10.0, every: float = 0
         # Polling is the only option here: the state lives in another server, behind HTTP.
         while not predicate():  # noqa: ASYNC110
             await anyio.sleep(every)
+
+
+async def stop_process(process: Any) -> None:
+    """SIGTERM, up to 10 s to exit, then SIGKILL; the process's streams closed."""
+    process.terminate()
+    with anyio.move_on_after(10):
+        await process.wait()
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    await process.aclose()

@@ -51,6 +51,7 @@ from tests.stack import (
     drain,
     running_worker,
     send,
+    stop_process,
     storage_request,
 )
 
@@ -462,13 +463,7 @@ async def prometheus(tmp_path: Path, targets: list[str]) -> AsyncIterator[Promet
                 prom.started = time.time()
                 yield prom
         finally:
-            process.terminate()
-            with anyio.move_on_after(10):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            await process.aclose()
+            await stop_process(process)
 
 
 # --- workers -----------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from botocore.model import Shape
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
 
+from tests.test_deploy import cloudformation
+
 ROOT = Path(__file__).parents[1]
 CFN = ROOT / "deploy" / "cloudformation" / "queues.yaml"
 ALERTS = ROOT / "grafana" / "alerts"
@@ -57,24 +59,8 @@ PUT_METRIC_ALARM = (
 # --- the template in moto's CloudFormation --------------------------------------------------
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags: ``!Ref X`` reads as ``{"Ref": "X"}``."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
 def template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(CFN.read_text(), Loader=_CfnLoader)  # a SafeLoader
-    return loaded
+    return cloudformation()
 
 
 def _typed(value: Any, shape: Shape) -> Any:

@@ -20,7 +20,7 @@ import anyio
 import pytest
 import yaml
 
-from tests.stack import Queues, drain, running_worker, send, storage_request
+from tests.stack import Queues, drain, running_worker, send, stop_process, storage_request
 
 ROOT = Path(__file__).parents[1]
 GRAFANA = ROOT / "grafana"
@@ -221,13 +221,7 @@ async def prometheus(tmp_path: Path, target_port: int) -> AsyncIterator[str]:
             await poll_http(http, f"{url}/-/ready")
         yield url
     finally:
-        process.terminate()
-        with anyio.move_on_after(10):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await process.aclose()
+        await stop_process(process)
         log.close()
 
 

@@ -5,13 +5,12 @@ off, and `orchestrator run` exporting to a real OTLP/HTTP receiver, flushed on S
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
 from orchestrator.producer import send_bodies
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
-from orchestrator.settings import Settings
 from orchestrator.tracing import (
     NO_TRACER,
     Tracing,
@@ -44,9 +42,16 @@ from orchestrator.tracing import (
     producer_links,
     queue_name,
 )
-from orchestrator.worker import Started, Worker
 from tests.otlp_receiver import ReceivedSpan, otlp_receiver
-from tests.stack import FAST, Queues, auth_request, drain, emulated_api, storage_request
+from tests.stack import (
+    FAST,
+    Queues,
+    auth_request,
+    drain,
+    emulated_api,
+    running_worker,
+    storage_request,
+)
 
 XRAY_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 XRAY_TRACE, XRAY_SPAN = "5759e988bd862e3fe1be46a994272793", "53995c3f42cd8ad8"
@@ -65,20 +70,6 @@ def producer_context() -> tuple[str, str, str]:
     """(traceparent, trace id, span id) of a made-up producer."""
     trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     return f"00-{trace_id}-{span_id}-01", trace_id, span_id
-
-
-@contextlib.asynccontextmanager
-async def traced_worker(
-    settings: Settings, tracing: Tracing
-) -> AsyncIterator[tuple[Worker, Started]]:
-    worker = Worker(settings, Metrics(), tracing=tracing)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        started: Started = await tg.start(worker.run, stop)
-        try:
-            yield worker, started
-        finally:
-            stop.set()
 
 
 def sampled_ids(traceparent: str) -> tuple[str, str]:
@@ -173,7 +164,7 @@ async def test_span_tree_of_deliveries(sqs: Any, queues: Queues, emulator: Any) 
     await sqs.send_message(QueueUrl=queues.main, MessageBody=json.dumps(auth))
     processors = [structlog.contextvars.merge_contextvars, logs.add_trace_ids]
     with capture_logs(processors=processors) as lines:
-        async with traced_worker(queues.settings(), tracing) as (_, started):
+        async with running_worker(queues.settings(), tracing) as (_, started):
             outcomes = await drain(sqs, queues.results, 4, attributes=True)
             dead = await drain(sqs, queues.dlq, 1, attributes=True)
             async with aiohttp.ClientSession() as http:
@@ -343,7 +334,7 @@ async def test_off_installs_nothing_and_traces_nothing(
     )
     processors = [structlog.contextvars.merge_contextvars, logs.add_trace_ids]
     with capture_logs(processors=processors) as lines:
-        async with traced_worker(queues.settings(), off):
+        async with running_worker(queues.settings(), off):
             (message,) = await drain(sqs, queues.results, 1, attributes=True)
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
     assert "MessageAttributes" not in message
