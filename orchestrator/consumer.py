@@ -66,6 +66,7 @@ class Consumer:
         self._slots = anyio.Semaphore(settings.concurrency + backlog)  # receiving
         self._run_slots = FairSlots(settings.concurrency, fair=settings.fair)  # running
         self._in_progress: dict[str, Message] = {}
+        self._unstarted: set[str] = set()  # received, waiting for a run slot (read-ahead)
         self._idle = anyio.Event()
         self._idle.set()
         send, receive = anyio.create_memory_object_stream[Message](settings.concurrency)
@@ -78,7 +79,7 @@ class Consumer:
 
     def _waiting(self) -> float:
         """Messages received and not yet started (read-ahead)."""
-        return max(0, len(self._in_progress) - self._run_slots.in_use)
+        return len(self._unstarted)
 
     @property
     def in_progress(self) -> int:
@@ -86,6 +87,12 @@ class Consumer:
 
     async def run(self, stop: anyio.Event) -> None:
         """Consume until ``stop`` is set, then drain within the grace period."""
+        try:
+            await self._run(stop)
+        finally:  # on every exit path, so that no stream is left holding messages
+            self._to_delete.close()
+
+    async def _run(self, stop: anyio.Event) -> None:
         async with anyio.create_task_group() as services:
             services.start_soon(self._heartbeat)
             services.start_soon(self._delete_batches)
@@ -158,12 +165,14 @@ class Consumer:
 
     def _start(self, handlers: TaskGroup, message: Message) -> None:
         self._in_progress[message.message_id] = message
+        self._unstarted.add(message.message_id)
         self._idle = anyio.Event() if len(self._in_progress) == 1 else self._idle
         handlers.start_soon(self._handle, message, name=f"message {message.message_id}")
 
     async def _handle(self, message: Message) -> None:
         try:
             async with self._run_slots.slot(app_key(message.body), len(message.body)):
+                self._unstarted.discard(message.message_id)
                 await self._handler(message)
         except SlotsClosed:  # shutdown before it started: back on the queue at once
             with anyio.CancelScope(shield=True):
@@ -188,6 +197,7 @@ class Consumer:
             with anyio.CancelScope(shield=True):
                 await self._to_delete.send(message)
         finally:
+            self._unstarted.discard(message.message_id)
             self._in_progress.pop(message.message_id, None)
             self._slots.release()
             if not self._in_progress:
