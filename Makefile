@@ -76,10 +76,12 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
 
-# 10,000 generated bodies per property against the parser and botocore's validator.
+# 10,000 generated bodies per property against the parser and botocore's validator, and 2,000
+# through a running worker.
 fuzz: $(STAMP)
 	ORCHESTRATOR_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_messages.py -k "body or model" \
 		--timeout=1800 --hypothesis-show-statistics
+	ORCHESTRATOR_FUZZ_WORKER_BODIES=2000 $(BIN)/pytest tests/test_fuzz_worker.py --timeout=1800
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
