@@ -29,6 +29,10 @@ from orchestrator.ratelimit import AdaptiveRateLimiter
 from orchestrator.tracing import NO_TRACER, Tracer, record_error
 
 log = logs.get_logger("orchestrator.amplify")
+#: A client-side limiter wait at least this long (seconds) is a ``rate_limited`` event of the
+#: call's span; the pacing of calls a few milliseconds apart is not worth a line on a trace
+#: (``orchestrator_limiter_delayed_total`` counts every wait).
+VISIBLE_WAIT = 0.01
 
 
 class AmplifyApi:
@@ -112,7 +116,8 @@ class AmplifyApi:
         self._metrics.limiter_wait.observe(ticket.waited)
         if ticket.waited > 0:
             self._metrics.limiter_delayed.inc()
-            span.add_event("rate_limited", {"waited_s": ticket.waited})
+            if ticket.waited >= VISIBLE_WAIT and span.is_recording():
+                span.add_event("rate_limited", {"waited_s": round(ticket.waited, 6)})
         method = getattr(self._client, servicemodel.method_name(operation))
         started = time.perf_counter()
         try:

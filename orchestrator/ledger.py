@@ -268,18 +268,27 @@ async def open_ledger(url: str) -> AsyncIterator[Ledger]:
             await ledger.close()
 
 
+#: A SQLite write slower than this (seconds) is an event of the request's span (a disk that
+#: stalls, a lock held by another process); faster ones leave nothing.
+SLOW_LOCAL_WRITE = 0.01
+
+
 class TracedLedger:
     """A ledger whose writes of a request's progress (``begin``, ``save``, ``put_tag``) show in
     the request's trace: on DynamoDB each is a CLIENT span (``ledger save``: a network call
-    that can be slow or throttled); on SQLite, a local write costing less than a span would,
-    each is an event of the current span with its duration. Reads and leases pass straight
-    through (a lease wait polls). Only used with tracing on."""
+    that can be slow or throttled); on SQLite, a local write of ~0.1 ms, only a write slower
+    than ``slow`` seconds is an event of the current span, with its duration (six events a
+    request cost more CPU than the writes, and say nothing an on-call engineer would act on).
+    Reads and leases pass straight through (a lease wait polls). Only used with tracing on."""
 
-    def __init__(self, inner: Ledger, tracer: Tracer, url: str) -> None:
+    def __init__(
+        self, inner: Ledger, tracer: Tracer, url: str, slow: float = SLOW_LOCAL_WRITE
+    ) -> None:
         self._inner = inner
         self._tracer = tracer
         self._remote = url.startswith("dynamodb://")
         self._system = "aws.dynamodb" if self._remote else "sqlite"
+        self._slow = slow
 
     async def _write(self, operation: str, write: Callable[[], Awaitable[T]]) -> T:
         if self._remote:
@@ -289,10 +298,12 @@ class TracedLedger:
         try:
             return await write()
         finally:
-            elapsed = round(time.perf_counter() - started, 6)
-            self._tracer.event(
-                f"ledger {operation}", {"db.system.name": "sqlite", "duration_s": elapsed}
-            )
+            elapsed = time.perf_counter() - started
+            if elapsed >= self._slow:
+                self._tracer.event(
+                    f"ledger {operation}",
+                    {"db.system.name": "sqlite", "duration_s": round(elapsed, 6)},
+                )
 
     async def begin(self, request_id: str, operations: list[str]) -> LedgerRecord:
         return await self._write("begin", lambda: self._inner.begin(request_id, operations))

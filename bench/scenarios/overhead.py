@@ -157,6 +157,10 @@ async def worker_round(
         cpu0, began = worker.cpu(), time.perf_counter()
         await send(sqs, queues.main, bodies)
         outcomes = await drain(sqs, queues.results, count, deadline=600)
+        while len(missing := _requests(bodies) - _requests(outcomes)) > 0:
+            # SQS delivers at least once: a redelivered request re-sends its stored outcome,
+            # so `count` events may hold a copy and miss a request still to come.
+            outcomes += await drain(sqs, queues.results, len(missing), deadline=600)
         wall = time.perf_counter() - began
         await anyio.sleep(1.0)  # the last delete batch
         if settled is not None:
@@ -172,7 +176,8 @@ async def worker_round(
     )  # fmt: skip
     return {
         "cpu_s": worker_cpu,
-        "succeeded": sum(1 for o in outcomes if o.get("outcome") == "SUCCEEDED"),
+        "succeeded": len({o["request_id"] for o in outcomes if o.get("outcome") == "SUCCEEDED"}),
+        "repeated_outcomes": len(outcomes) - len(_requests(outcomes)),
         "plan": {
             "requests": count,
             "receives": int(receives),
@@ -187,6 +192,10 @@ async def worker_round(
             and value
         },
     }
+
+
+def _requests(items: list[dict[str, Any]]) -> set[str]:
+    return {str(item["request_id"]) for item in items}
 
 
 async def _bare_round(
