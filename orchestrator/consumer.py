@@ -28,8 +28,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator import logs
-from orchestrator.errors import OrchestratorError
-from orchestrator.fairness import FairSlots, SlotsClosed, app_key
+from orchestrator.errors import OrchestratorError, SlotsClosed
+from orchestrator.fairness import FairSlots, app_key
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import MAX_BATCH, Message, Sqs, ids_to_messages
 

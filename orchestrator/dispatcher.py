@@ -33,13 +33,14 @@ from orchestrator.errors import (
     EffectUnknown,
     JobFailed,
     JobTimedOut,
+    OrchestratorError,
     PermanentError,
     RetriesExhausted,
     TransientError,
 )
 from orchestrator.fence import EnvFence, step_owner
-from orchestrator.lease import Leases
 from orchestrator.ledger import Ledger, LedgerRecord
+from orchestrator.ledger.lease import Leases
 from orchestrator.messages import ChangeRequest, Step
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import (
@@ -96,28 +97,34 @@ class Dispatcher:
         )
         self._locks: dict[EnvKey, _EnvLock] = {}
 
-    async def execute(self, request: ChangeRequest) -> RequestOutcome:
-        """Run (or resume) the request's steps and record its outcome in the ledger."""
+    async def execute(self, request: ChangeRequest, message_id: str | None) -> RequestOutcome:
+        """Run (or resume) the request's steps and record its outcome in the ledger, exactly
+        as it is to be sent (``message_id``: the delivery that ran it); a request already
+        finished returns its stored outcome unchanged."""
         # Two deliveries of one request_id run one after the other, here and across replicas.
         async with self._exclusive(
             ("#request", request.request_id), f"request:{request.request_id}"
         ):
-            return await self._execute(request)
+            return await self._execute(request, message_id)
 
-    async def _execute(self, request: ChangeRequest) -> RequestOutcome:
+    async def _execute(self, request: ChangeRequest, message_id: str | None) -> RequestOutcome:
         operations = [step.operation for step in request.steps]
         record = await self._ledger.begin(request.request_id, operations)
         if record.outcome is not None:
             log.info("request_already_finished", deliveries=record.deliveries)
             return RequestOutcome.from_json(record.outcome)
         if [entry.operation for entry in record.steps] != operations:
-            return RequestOutcome(
+            outcome = RequestOutcome(
                 request.request_id,
                 Outcome.FAILED,
                 "request_id_reused",
                 "request_id was already used for a different change request",
+                message_id=message_id,
             )
+            outcome.warnings = request.warnings()
+            return outcome
         outcome = await self._run_steps(request, record)
+        outcome.message_id, outcome.warnings = message_id, request.warnings()
         # Stored with the outcome: a duplicate delivery re-sends it, pointing at this run's trace.
         outcome.trace_id = current_trace_id()
         record.status = str(outcome.outcome)
@@ -190,7 +197,7 @@ class Dispatcher:
         with anyio.CancelScope(shield=True):
             try:
                 await self._ledger.save(record)
-            except Exception as exc:  # the ledger is down: the next delivery reconciles unbounded
+            except OrchestratorError as exc:  # the ledger is down: reconciled unbounded
                 log.warning("dispatch_bound_not_saved", error=str(exc))
 
     async def _ensure_dispatched(

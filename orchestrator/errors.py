@@ -2,13 +2,16 @@
 
     OrchestratorError
     ├── RequestRejected        the change request itself is unusable: never retried, goes to the DLQ
+    ├── SlotsClosed            shutdown: a message still waiting for a run slot is released
     ├── TransientError         worth retrying (with backoff, under the rate limiter)
     │   ├── Throttled          TooManyRequestsException
     │   ├── ServerError        GatewayTimeoutException, HTTP 5xx
     │   ├── ConnectionFailure  connect/read timeouts, resets, closed connections
     │   ├── EnvironmentBusy    an earlier step's job on the environment is not known to be over
     │   ├── LeaseLost          another worker took a lease this one was late to renew
-    │   └── DeliveryFailed     an outcome event or DLQ move could not be sent: keep the message
+    │   ├── DeliveryFailed     an outcome event or DLQ move could not be sent: keep the message
+    │   ├── LedgerUnavailable  the ledger (SQLite file, DynamoDB table) failed a read or write
+    │   └── LedgerConflict     another replica changed the request's record since it was read
     └── PermanentError         ends the request FAILED
         ├── ApiRejected        BadRequestException, NotFoundException, any other 4xx
         ├── RetriesExhausted   a transient error outlived the retry budget
@@ -20,9 +23,10 @@
 Outside the tree, ``ConfigurationError`` (a ``SystemExit``) stops a worker that cannot start as
 configured (no DLQ, no ledger table) with its message instead of a traceback.
 
-Dependency errors (botocore's ``ClientError`` and connection errors) are mapped to this tree at
-the boundary, in :mod:`orchestrator.amplify`, with ``raise ... from exc``: callers never catch
-a raw botocore exception.
+Dependency errors are mapped to this tree at their boundary, with ``raise ... from exc``:
+AmplifyBackend's in :mod:`orchestrator.aws` (used by :mod:`orchestrator.amplify`), SQS's in
+:mod:`orchestrator.sqs`, the ledger's (``sqlite3.Error``, DynamoDB's ``ClientError``) in
+:mod:`orchestrator.ledger`; callers never catch a raw botocore or sqlite3 exception.
 """
 
 from __future__ import annotations
@@ -76,6 +80,22 @@ class LeaseLost(TransientError):
 
 class DeliveryFailed(TransientError):
     reason = "delivery_failed"
+
+
+class LedgerUnavailable(TransientError):
+    reason = "ledger_unavailable"
+
+
+class LedgerConflict(TransientError):
+    """Another replica changed the request's record since this process read it."""
+
+    reason = "ledger_conflict"
+
+
+class SlotsClosed(OrchestratorError):
+    """The run slots are closed (shutdown): a request still waiting for one will not start."""
+
+    reason = "shutting_down"
 
 
 class PermanentError(OrchestratorError):

@@ -30,15 +30,9 @@ from typing import Any
 
 import anyio
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import SlotsClosed
 
 MAX_PEEK_BYTES = 256 * 1024
-
-
-class SlotsClosed(OrchestratorError):
-    """The slots are closed (shutdown): a request still waiting for one will not start."""
-
-    reason = "shutting_down"
 
 
 def app_key(body: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from aiobotocore.session import get_session
 from rich.console import Console
@@ -20,7 +20,7 @@ from rich.table import Table
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.ledger import IN_PROGRESS, Ledger, LedgerRecord, open_ledger
-from orchestrator.ledger_dynamodb import STATUS_INDEX
+from orchestrator.ledger.dynamodb import create_table
 from orchestrator.outcome import Outcome
 
 #: Every status a ledger record can have (``requests --status``).
@@ -137,33 +137,3 @@ def _error(record: LedgerRecord) -> str:
 
 def _time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-async def create_table(client: Any, table: str) -> None:
-    """Create the ledger table (on-demand capacity) and wait until it is active."""
-    await client.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "status", "AttributeType": "S"},
-            {"AttributeName": "updated_at", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": STATUS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    waiter = client.get_waiter("table_exists")
-    await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    await client.update_time_to_live(
-        TableName=table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-    )

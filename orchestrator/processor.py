@@ -153,11 +153,9 @@ class RequestProcessor:
                 receive_count=message.receive_count,
             )
             with logs.counting_calls() as calls:
-                outcome = await self._dispatcher.execute(request)
+                outcome = await self._dispatcher.execute(request, message.message_id)
         finally:
             self._metrics.requests_in_progress.dec()
-        outcome.message_id = message.message_id
-        outcome.warnings = request.warnings()
         with anyio.CancelScope(shield=True):
             await self._report(outcome, request.reply_to, started, calls)
 

@@ -32,8 +32,8 @@ from orchestrator.consumer import Consumer, ConsumerSettings
 from orchestrator.dispatcher import Dispatcher, DispatchSettings
 from orchestrator.errors import ConfigurationError
 from orchestrator.httpserver import ObservabilityServer
-from orchestrator.lease import Leases
 from orchestrator.ledger import open_ledger, traced
+from orchestrator.ledger.lease import Leases
 from orchestrator.metrics import Metrics
 from orchestrator.processor import Destinations, RequestProcessor
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings

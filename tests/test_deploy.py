@@ -27,7 +27,7 @@ import yaml
 from botocore import xform_name
 
 from orchestrator import servicemodel, settings
-from orchestrator.ledger_dynamodb import STATUS_INDEX
+from orchestrator.ledger.dynamodb import STATUS_INDEX
 from orchestrator.messages import is_destructive
 
 ROOT = Path(__file__).parents[1]

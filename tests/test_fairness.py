@@ -8,7 +8,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from orchestrator.fairness import FairSlots, KeyedTurns, SlotsClosed, app_key
+from orchestrator.errors import SlotsClosed
+from orchestrator.fairness import FairSlots, KeyedTurns, app_key
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
 from tests.clocks import ManualClock
 

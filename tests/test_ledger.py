@@ -13,10 +13,9 @@ import anyio
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
-from orchestrator.errors import LeaseLost
-from orchestrator.lease import Leases
+from orchestrator.errors import JobFailed, LeaseLost, LedgerConflict, LedgerUnavailable
 from orchestrator.ledger import Ledger, LedgerRecord, SqliteLedger, open_ledger
-from orchestrator.ledger_dynamodb import LedgerConflict
+from orchestrator.ledger.lease import Leases
 from orchestrator.outcome import DISPATCHED, DISPATCHING, StepRecord
 from tests.stack import (
     Queues,
@@ -110,9 +109,68 @@ async def test_a_bystanders_read_does_not_make_a_stale_writer_current(ledger_tab
         await b.save(record_b)
         peeked = await a.peek("r")
         assert peeked is not None and peeked.deliveries == 2
+        # Not even a read of r by A itself: the version travels with each record object.
+        assert await a.get("r") is not None
         record_a.steps[0].job_id = "job-a"
         with pytest.raises(LedgerConflict):
             await a.save(record_a)
+
+
+async def test_dynamodb_versions_travel_with_the_records(ledger_table: str) -> None:
+    """Each record object carries the version it last read or wrote (begin 1, save 2, a
+    fresh read 2); the ledger itself keeps nothing per request however many it serves."""
+    async with open_ledger(ledger_table) as ledger:
+        sizes = lambda: sum(len(v) for v in vars(ledger).values() if isinstance(v, dict))  # noqa: E731
+        before = sizes()
+        record = await ledger.begin("v-0", ["CreateBackendStorage"])
+        assert record.version == 1
+        await ledger.save(record)
+        assert record.version == 2
+        read = await ledger.get("v-0")
+        assert read is not None and read.version == 2 and read == record
+        for i in range(1, 20):
+            await ledger.save(await ledger.begin(f"v-{i}", ["CreateBackendStorage"]))
+        assert sizes() == before
+
+
+async def test_a_corrected_request_begins_over_its_rejected_record(ledger: Ledger) -> None:
+    """1. A rejected request's minimal record is stored (REJECTED, no steps).
+    2. A corrected request under the same id begins a new record over it, one delivery,
+       and its progress saves (on DynamoDB: conditioned on the stored record's version)."""
+    await ledger.save(LedgerRecord("c-1", status="REJECTED"))
+    record = await ledger.begin("c-1", ["CreateBackendStorage"])
+    assert record.status == "IN_PROGRESS" and record.deliveries == 1 and len(record.steps) == 1
+    record.steps[0].job_id = "job-c"
+    await ledger.save(record)
+    stored = await ledger.get("c-1")
+    assert stored is not None and stored.steps[0].job_id == "job-c"
+
+
+async def test_sqlite_errors_are_the_ledger_unavailable() -> None:
+    """A failing SQLite (here: a closed file) raises LedgerUnavailable, a TransientError the
+    worker handles (the message comes back later), never a raw sqlite3 error."""
+    ledger = SqliteLedger(":memory:")
+    await ledger.close()
+    with pytest.raises(LedgerUnavailable, match="SQLite"):
+        await ledger.get("r")
+    with pytest.raises(LedgerUnavailable):
+        await ledger.acquire_lease("env:a/dev", "w1", ttl=30)
+
+
+class _ReleaseFails(SqliteLedger):
+    async def release_lease(self, key: str, owner: str) -> None:
+        raise LedgerUnavailable("ledger (SQLite) failed: disk I/O error")
+
+
+async def test_a_failing_release_does_not_replace_the_blocks_own_error() -> None:
+    """A block holding a lease fails (JobFailed); releasing the lease then fails too: the
+    caller sees the JobFailed (the lease expires after its ttl), and the lease is no longer
+    counted as held (not renewed)."""
+    leases = Leases(_ReleaseFails(":memory:"), "w1", ttl=30)
+    with pytest.raises(JobFailed):
+        async with leases.hold("env:app1/dev"):
+            raise JobFailed("job j-1 ended FAILED")
+    assert leases.held == frozenset()
 
 
 async def test_a_holder_late_to_renew_cannot_confirm_a_lease_another_worker_took() -> None:
@@ -235,7 +293,8 @@ async def test_two_workers_with_duplicate_deliveries_mutate_once(
 ) -> None:
     """1. 30 requests over 10 environments, each sent TWICE (a producer retrying).
     2. Two workers share the queue and one ledger (a SQLite file, or a DynamoDB table).
-    3. Every request mutates exactly once; its two outcome events are identical; no two jobs
+    3. Every request mutates exactly once; its two outcome events are identical (the second
+       the stored one, message_id included: the delivery that ran it); no two jobs
        overlap on one environment; the queue ends empty."""
     bodies = [storage_request(f"dup-{i}", f"app{i % 10}", "dev", f"s{i}") for i in range(30)]
     await send(sqs, queues.main, bodies + bodies)
@@ -244,9 +303,7 @@ async def test_two_workers_with_duplicate_deliveries_mutate_once(
         events = await drain(sqs, queues.results, 60, deadline=90)
     by_request: dict[str, list[str]] = {}
     for event in events:
-        by_request.setdefault(event["request_id"], []).append(
-            json.dumps({k: v for k, v in event.items() if k != "message_id"}, sort_keys=True)
-        )
+        by_request.setdefault(event["request_id"], []).append(json.dumps(event, sort_keys=True))
     assert len(by_request) == 30
     assert all(len(set(versions)) == 1 for versions in by_request.values())
     assert all(json.loads(v[0])["outcome"] == "SUCCEEDED" for v in by_request.values())

@@ -1,12 +1,14 @@
 """The job ledger in DynamoDB: one table shared by every replica, conditional writes throughout.
 
-Table layout (``orchestrator init-ledger`` (:func:`orchestrator.oncall.create_table`) and
+Table layout (:func:`create_table`, run by ``orchestrator init-ledger``, and
 ``deploy/cloudformation/queues.yaml`` create it):
 
 * hash key ``pk`` (S); TTL attribute ``expires_at`` (N, epoch seconds);
 * a request: ``pk = "request#<request_id>"`` with ``status``, ``updated_at``, ``record`` (the
   JSON :class:`~orchestrator.ledger.LedgerRecord`) and ``version`` (N). Every write is
-  conditioned on the version this process last read, so a worker that lost its lease (paused,
+  conditioned on the version the record object last read or wrote (``LedgerRecord.version``:
+  it travels with the record, so nothing per request stays behind in the process), so a
+  worker that lost its lease (paused,
   partitioned) can never overwrite the progress of the replica that took over: its write fails
   with :class:`LedgerConflict` and the message is retried later. Finished requests expire after
   ``retention`` seconds (the window in which a redelivered request is recognised);
@@ -31,22 +33,12 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.clock import wall_time
-from orchestrator.errors import ConfigurationError, TransientError
-from orchestrator.ledger import IN_PROGRESS, REJECTED, LedgerRecord
+from orchestrator.errors import ConfigurationError, LedgerConflict, LedgerUnavailable
+from orchestrator.ledger.record import IN_PROGRESS, REJECTED, LedgerRecord
 
 STATUS_INDEX = "by_status"
 _CONFLICT = "ConditionalCheckFailedException"
 _STATUSES = (IN_PROGRESS, "SUCCEEDED", "FAILED", REJECTED)
-
-
-class LedgerConflict(TransientError):
-    """Another replica changed the request's record since this process read it."""
-
-    reason = "ledger_conflict"
-
-
-class LedgerUnavailable(TransientError):
-    reason = "ledger_unavailable"
 
 
 class DynamoLedger:
@@ -62,7 +54,6 @@ class DynamoLedger:
         self._table = table
         self._retention = retention
         self._clock = clock
-        self._versions: dict[str, int] = {}
 
     async def _call(self, operation: str, **params: Any) -> Any:
         try:
@@ -81,7 +72,7 @@ class DynamoLedger:
 
     async def save(self, record: LedgerRecord) -> None:
         record.updated_at = self._clock()
-        expected = self._versions.get(record.request_id)
+        expected = record.version
         item = {
             "pk": {"S": _request_key(record.request_id)},
             "status": {"S": record.status},
@@ -101,23 +92,21 @@ class DynamoLedger:
         try:
             await self._call("put_item", Item=item, **condition)
         except ClientError as exc:
-            self._versions.pop(record.request_id, None)
             raise LedgerConflict(
                 f"request {record.request_id} was changed by another worker"
             ) from exc
-        self._versions[record.request_id] = (expected or 0) + 1
+        record.version = (expected or 0) + 1
 
     async def get(self, request_id: str) -> LedgerRecord | None:
         item = await self._item(request_id)
         if item is None:
-            self._versions.pop(request_id, None)
             return None
-        self._versions[request_id] = int(item["version"]["N"])
-        return LedgerRecord.from_json(item["record"]["S"])
+        return LedgerRecord.from_json(item["record"]["S"], int(item["version"]["N"]))
 
     async def peek(self, request_id: str) -> LedgerRecord | None:
-        item = await self._item(request_id)
-        return None if item is None else LedgerRecord.from_json(item["record"]["S"])
+        # The same read: the version travels with the record object, so reading another
+        # request's record can never condition this process's save of its own copy.
+        return await self.get(request_id)
 
     async def _item(self, request_id: str) -> dict[str, Any] | None:
         response = await self._call(
@@ -204,6 +193,36 @@ def _lease_key(key: str) -> str:
 
 def _tag_key(key: str) -> str:
     return f"tag#{key}"
+
+
+async def create_table(client: Any, table: str) -> None:
+    """Create the ledger table (on-demand capacity) and wait until it is active."""
+    await client.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "updated_at", "AttributeType": "N"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    waiter = client.get_waiter("table_exists")
+    await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    await client.update_time_to_live(
+        TableName=table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
 
 
 @contextlib.asynccontextmanager

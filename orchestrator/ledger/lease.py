@@ -20,8 +20,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from orchestrator import logs
-from orchestrator.errors import LeaseLost
-from orchestrator.ledger import Ledger
+from orchestrator.errors import LeaseLost, OrchestratorError
+from orchestrator.ledger.record import Ledger
 
 log = logs.get_logger("orchestrator.lease")
 
@@ -50,7 +50,7 @@ class Leases:
         for key in list(self._held):
             try:
                 renewed = await self._ledger.acquire_lease(key, self.owner, self.ttl)
-            except Exception as exc:  # the ledger unreachable: try again next round
+            except OrchestratorError as exc:  # the ledger unavailable: try again next round
                 log.warning("lease_renewal_failed", lease=key, error=str(exc))
                 continue
             if key not in self._held:  # released while the renewal was in flight: again
@@ -77,7 +77,7 @@ class Leases:
             self._held[key] -= 1
             if not self._held[key]:
                 del self._held[key]
-                await self._release(key)
+                await self._release_quietly(key)
 
     async def _acquire(self, key: str) -> None:
         delay = 0.02
@@ -92,3 +92,11 @@ class Leases:
     async def _release(self, key: str) -> None:
         with anyio.CancelScope(shield=True):
             await self._ledger.release_lease(key, self.owner)
+
+    async def _release_quietly(self, key: str) -> None:
+        """Release at the end of a block: a release that fails must not replace the block's
+        own outcome (a JobFailed, a cancellation); the lease then expires after ``ttl``."""
+        try:
+            await self._release(key)
+        except OrchestratorError as exc:
+            log.warning("lease_release_failed", lease=key, error=str(exc))
