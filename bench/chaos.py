@@ -682,7 +682,7 @@ async def _main(scale: float, workdir: Path, variants: list[tuple[str, str]]) ->
     from moto.server import ThreadedMotoServer
 
     from orchestrator.emulator import EmulatorConfig, EmulatorThread
-    from orchestrator.ledger.dynamodb import create_table
+    from orchestrator.ledger.table import create_table
 
     os.environ.update(
         AWS_ACCESS_KEY_ID="chaos", AWS_SECRET_ACCESS_KEY="chaos", AWS_DEFAULT_REGION="us-east-1",

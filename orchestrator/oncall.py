@@ -20,7 +20,7 @@ from rich.table import Table
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.ledger import IN_PROGRESS, Ledger, LedgerRecord, open_ledger
-from orchestrator.ledger.dynamodb import create_table
+from orchestrator.ledger.table import create_table
 from orchestrator.outcome import Outcome
 
 #: Every status a ledger record can have (``requests --status``).

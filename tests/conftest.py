@@ -12,7 +12,7 @@ from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 
 from orchestrator.emulator import EmulatorConfig, run_emulator
-from orchestrator.ledger.dynamodb import create_table
+from orchestrator.ledger.table import create_table
 from tests.stack import Queues, create_queues, sqs_client
 
 _AWS = {

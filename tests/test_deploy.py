@@ -27,7 +27,7 @@ import yaml
 from botocore import xform_name
 
 from orchestrator import servicemodel, settings
-from orchestrator.ledger.dynamodb import STATUS_INDEX
+from orchestrator.ledger.table import STATUS_INDEX
 from orchestrator.messages import is_destructive
 
 ROOT = Path(__file__).parents[1]
@@ -395,7 +395,7 @@ def test_prometheus_rule_is_generated_from_the_alert_rules() -> None:
 # --- least privilege ------------------------------------------------------------------------
 
 #: Commands that are not the worker: they run with an operator's or a producer's credentials.
-NOT_THE_WORKER = {"demo.py", "producer.py", "oncall.py"}
+NOT_THE_WORKER = {"demo.py", "producer.py", "oncall.py", "table.py"}
 
 
 def worker_sources() -> list[Path]:
@@ -647,8 +647,8 @@ class _Constants(ast.NodeTransformer):
 
 
 def _init_ledger_table() -> dict[str, Any]:
-    """The table ``orchestrator init-ledger`` creates, read from orchestrator/oncall.py."""
-    tree = ast.parse((ROOT / "orchestrator" / "oncall.py").read_text())
+    """The table ``orchestrator init-ledger`` creates, read from orchestrator/ledger/table.py."""
+    tree = ast.parse((ROOT / "orchestrator" / "ledger" / "table.py").read_text())
     table: dict[str, Any] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):

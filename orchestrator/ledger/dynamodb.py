@@ -1,7 +1,7 @@
 """The job ledger in DynamoDB: one table shared by every replica, conditional writes throughout.
 
-Table layout (:func:`create_table`, run by ``orchestrator init-ledger``, and
-``deploy/cloudformation/queues.yaml`` create it):
+Table layout (:func:`orchestrator.ledger.table.create_table`, run by ``orchestrator
+init-ledger``, and ``deploy/cloudformation/queues.yaml`` create it):
 
 * hash key ``pk`` (S); TTL attribute ``expires_at`` (N, epoch seconds);
 * a request: ``pk = "request#<request_id>"`` with ``status``, ``updated_at``, ``record`` (the
@@ -35,8 +35,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from orchestrator.clock import wall_time
 from orchestrator.errors import ConfigurationError, LedgerConflict, LedgerUnavailable
 from orchestrator.ledger.record import IN_PROGRESS, REJECTED, LedgerRecord
+from orchestrator.ledger.table import STATUS_INDEX
 
-STATUS_INDEX = "by_status"
 _CONFLICT = "ConditionalCheckFailedException"
 _STATUSES = (IN_PROGRESS, "SUCCEEDED", "FAILED", REJECTED)
 
@@ -193,36 +193,6 @@ def _lease_key(key: str) -> str:
 
 def _tag_key(key: str) -> str:
     return f"tag#{key}"
-
-
-async def create_table(client: Any, table: str) -> None:
-    """Create the ledger table (on-demand capacity) and wait until it is active."""
-    await client.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "status", "AttributeType": "S"},
-            {"AttributeName": "updated_at", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": STATUS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    waiter = client.get_waiter("table_exists")
-    await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    await client.update_time_to_live(
-        TableName=table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-    )
 
 
 @contextlib.asynccontextmanager
