@@ -19,7 +19,7 @@ from bench.scenarios import overhead
 
 
 async def main(count: int, rounds: int, dirs: list[str]) -> None:
-    from tests.stack import sqs_client
+    from orchestrator.testing import sqs_client
 
     os.environ.update(AWS_ENV)
     emulator = EmulatorProcess()

@@ -47,7 +47,7 @@ import anyio
 import anyio.abc
 
 from orchestrator.producer import send_bodies
-from tests.stack import (
+from orchestrator.testing import (
     auth_request,
     create_queues,
     multi_step,

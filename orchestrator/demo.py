@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 from typing import Any
 
 import anyio
@@ -25,6 +24,7 @@ from orchestrator import logs
 from orchestrator.emulator import EmulatorConfig, EmulatorThread
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
+from orchestrator.testing import create_queues
 from orchestrator.worker import Worker
 
 APPS = {"shop": ["dev", "prod"], "blog": ["dev"], "crm": ["dev", "test"]}
@@ -229,19 +229,8 @@ async def _run_worker(console: Console, requests: int) -> list[dict[str, Any]]:
 
 
 async def _queues(sqs: Any) -> dict[str, str]:
-    suffix = str(int(time.time()))
-    dlq = (await sqs.create_queue(QueueName=f"demo-dlq-{suffix}"))["QueueUrl"]
-    arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
-    main = (
-        await sqs.create_queue(
-            QueueName=f"demo-changes-{suffix}", Attributes={"RedrivePolicy": policy}
-        )
-    )["QueueUrl"]
-    results = (await sqs.create_queue(QueueName=f"demo-results-{suffix}"))["QueueUrl"]
-    return {"main": main, "dlq": dlq, "results": results}
+    queues = await create_queues(sqs, prefix="demo-")
+    return {"main": queues.main, "dlq": queues.dlq, "results": queues.results}
 
 
 async def _collect(sqs: Any, url: str, count: int) -> list[dict[str, Any]]:

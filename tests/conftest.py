@@ -13,7 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from orchestrator.emulator import EmulatorConfig, run_emulator
 from orchestrator.ledger.table import create_table
-from tests.stack import Queues, create_queues, sqs_client
+from orchestrator.testing import Queues, create_queues, sqs_client
 
 _AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

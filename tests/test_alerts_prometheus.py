@@ -43,8 +43,7 @@ from orchestrator.emulator import EmulatorConfig, run_emulator
 from orchestrator.emulator.cli import add_arguments, config_from_args
 from orchestrator.errors import ApiRejected
 from orchestrator.settings import Settings
-from orchestrator.worker import Started, Worker
-from tests.stack import (
+from orchestrator.testing import (
     Queues,
     amplify_client,
     create_queues,
@@ -54,6 +53,7 @@ from tests.stack import (
     stop_process,
     storage_request,
 )
+from orchestrator.worker import Started, Worker
 
 ROOT = Path(__file__).parents[1]
 RULES = ROOT / "grafana" / "alerts" / "orchestrator.rules.yaml"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from orchestrator.authorization import SenderPolicy, load_policy, parse_policy
 from orchestrator.errors import ConfigurationError
 from orchestrator.messages import ChangeRequest, Step
-from tests.stack import Queues, auth_request, drain, running_worker, send, storage_request
+from orchestrator.testing import Queues, auth_request, drain, running_worker, send, storage_request
 
 SENDER = "AROAEXAMPLEID:deploy-42"
 

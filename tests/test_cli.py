@@ -18,7 +18,7 @@ from orchestrator.cli import fatal_error, main
 from orchestrator.errors import ConfigurationError, ConnectionFailure
 from orchestrator.ledger import LedgerRecord, open_ledger
 from orchestrator.settings import Settings
-from tests.stack import Queues, drain, running_worker, send, storage_request
+from orchestrator.testing import Queues, drain, running_worker, send, storage_request
 
 
 def write(tmp_path: Path, documents: list[Any]) -> str:

@@ -10,7 +10,7 @@ import anyio
 from orchestrator.consumer import Consumer, ConsumerSettings
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import Message, Sqs
-from tests.stack import Queues, queue_counts, send
+from orchestrator.testing import Queues, queue_counts, send
 
 
 class CountingSqs(Sqs):

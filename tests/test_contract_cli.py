@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from orchestrator.cli import main
-from tests.stack import Queues, auth_request, drain, queue_counts, storage_request
+from orchestrator.testing import Queues, auth_request, drain, queue_counts, storage_request
 from tests.test_deprecations import request as auth_with
 
 OLD = "ResourceConfig.UserPoolConfigs.ForgotPassword"

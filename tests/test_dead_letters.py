@@ -15,8 +15,7 @@ from typing import Any
 from aiobotocore.session import get_session
 
 from orchestrator.ledger import open_ledger
-from orchestrator.worker import Worker
-from tests.stack import (
+from orchestrator.testing import (
     Queues,
     auth_request,
     create_queues,
@@ -26,6 +25,7 @@ from tests.stack import (
     send,
     wait_until,
 )
+from orchestrator.worker import Worker
 
 INVALID = json.dumps({"request_id": "bad-1", "operation": "CreateBackendAuth", "params": {}})
 

@@ -402,7 +402,8 @@ def worker_sources() -> list[Path]:
     return sorted(
         path
         for path in (ROOT / "orchestrator").rglob("*.py")
-        if "emulator" not in path.relative_to(ROOT).parts and path.name not in NOT_THE_WORKER
+        if not {"emulator", "testing"} & set(path.relative_to(ROOT).parts)
+        and path.name not in NOT_THE_WORKER
     )
 
 

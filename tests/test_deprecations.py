@@ -12,7 +12,7 @@ import pytest
 from orchestrator import deprecations, servicemodel
 from orchestrator.errors import RequestRejected
 from orchestrator.messages import parse_change_request
-from tests.stack import Queues, auth_request, drain, running_worker, send
+from orchestrator.testing import Queues, auth_request, drain, running_worker, send
 
 OLD = "ResourceConfig.UserPoolConfigs.ForgotPassword"
 NEW = "ResourceConfig.UserPoolConfigs.VerificationMessage"

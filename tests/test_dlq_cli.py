@@ -23,8 +23,8 @@ from structlog.testing import capture_logs
 
 from orchestrator import dlq
 from orchestrator.cli import main
+from orchestrator.testing import Queues, create_queues, queue_counts, storage_request
 from tests.clocks import ManualClock
-from tests.stack import Queues, create_queues, queue_counts, storage_request
 
 SYSTEM = ["SentTimestamp", "ApproximateReceiveCount", "MessageGroupId", "MessageDeduplicationId"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.stack import Queues, drain, running_worker, send
-from tests.stack import storage_request as storage
+from orchestrator.testing import Queues, drain, running_worker, send
+from orchestrator.testing import storage_request as storage
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
-from tests.stack import (
+from orchestrator.testing import (
     Queues,
     auth_request,
     drain,
@@ -24,7 +24,7 @@ from tests.stack import (
     running_worker,
     send,
 )
-from tests.stack import storage_request as storage
+from orchestrator.testing import storage_request as storage
 
 ORDERS = ["newest", "oldest", "unordered"]
 FORMATS = ["iso", "iso_offset", "epoch_s", "epoch_ms"]

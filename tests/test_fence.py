@@ -12,7 +12,14 @@ import pytest
 from orchestrator.emulator import EmulatorConfig
 from orchestrator.ledger import open_ledger
 from orchestrator.outcome import DISPATCHED, DISPATCHING
-from tests.stack import Queues, amplify_client, drain, running_worker, send, storage_request
+from orchestrator.testing import (
+    Queues,
+    amplify_client,
+    drain,
+    running_worker,
+    send,
+    storage_request,
+)
 
 
 @pytest.fixture

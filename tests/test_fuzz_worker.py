@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from orchestrator.emulator import EmulatorConfig, run_emulator
 from orchestrator.errors import RequestRejected
 from orchestrator.messages import parse_change_request
-from tests.stack import (
+from orchestrator.testing import (
     create_queues,
     drain,
     queue_counts,

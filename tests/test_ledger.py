@@ -17,7 +17,7 @@ from orchestrator.errors import JobFailed, LeaseLost, LedgerConflict, LedgerUnav
 from orchestrator.ledger import Ledger, LedgerRecord, SqliteLedger, open_ledger
 from orchestrator.ledger.lease import Leases
 from orchestrator.outcome import DISPATCHED, DISPATCHING, StepRecord
-from tests.stack import (
+from orchestrator.testing import (
     Queues,
     amplify_client,
     drain,

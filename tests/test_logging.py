@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 from orchestrator import consumer, logs, servicemodel
 from orchestrator.emulator import EmulatorConfig
 from orchestrator.settings import load as load_settings
-from tests.stack import (
+from orchestrator.testing import (
     Queues,
     amplify_client,
     auth_request,

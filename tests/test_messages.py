@@ -12,7 +12,7 @@ from hypothesis import find, given, settings
 from orchestrator import servicemodel
 from orchestrator.errors import RequestRejected
 from orchestrator.messages import best_effort_request_id, parse_change_request
-from tests.stack import auth_request, storage_request
+from orchestrator.testing import auth_request, storage_request
 from tests.strategies import MUTATIONS, any_body, model_bodies
 
 

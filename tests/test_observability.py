@@ -20,7 +20,7 @@ import anyio
 import pytest
 import yaml
 
-from tests.stack import Queues, drain, running_worker, send, stop_process, storage_request
+from orchestrator.testing import Queues, drain, running_worker, send, stop_process, storage_request
 
 ROOT = Path(__file__).parents[1]
 GRAFANA = ROOT / "grafana"

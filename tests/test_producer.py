@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from orchestrator.producer import send_bodies
-from tests.stack import Queues, create_queues, drain
+from orchestrator.testing import Queues, create_queues, drain
 
 
 def body(request_id: str, app: str, env: str) -> str:

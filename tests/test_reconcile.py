@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.ledger import SqliteLedger
 from orchestrator.reconcile import Attempt, Reconciler, ReconcileSettings, Verdict
-from tests.stack import emulated_api, storage_request
+from orchestrator.testing import emulated_api, storage_request
 
 ORDERS = ["newest", "oldest", "unordered"]
 FORMATS = ["iso", "iso_offset", "epoch_s", "epoch_ms"]

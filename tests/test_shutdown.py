@@ -16,7 +16,15 @@ import pytest
 from orchestrator.emulator import EmulatorConfig
 from orchestrator.ledger import open_ledger
 from orchestrator.outcome import DISPATCHING
-from tests.stack import FAST, Queues, drain, queue_counts, running_worker, send, storage_request
+from orchestrator.testing import (
+    FAST,
+    Queues,
+    drain,
+    queue_counts,
+    running_worker,
+    send,
+    storage_request,
+)
 
 #: (grace, listing order, timestamp format): the release case over every order, and every
 #: format at least once (`make chaos` runs every combination).

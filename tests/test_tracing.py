@@ -35,16 +35,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
 from orchestrator.producer import send_bodies
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
-from orchestrator.tracing import (
-    NO_TRACER,
-    Tracing,
-    environ_context,
-    from_environ,
-    producer_links,
-    queue_name,
-)
-from tests.otlp_receiver import ReceivedSpan, otlp_receiver
-from tests.stack import (
+from orchestrator.testing import (
     FAST,
     Queues,
     auth_request,
@@ -52,6 +43,15 @@ from tests.stack import (
     emulated_api,
     running_worker,
     storage_request,
+)
+from orchestrator.testing.otlp import ReceivedSpan, otlp_receiver
+from orchestrator.tracing import (
+    NO_TRACER,
+    Tracing,
+    environ_context,
+    from_environ,
+    producer_links,
+    queue_name,
 )
 
 XRAY_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -159,7 +159,7 @@ async def test_span_tree_of_deliveries(sqs: Any, queues: Queues, emulator: Any) 
         },
     )
     await sqs.send_message(QueueUrl=queues.main, MessageBody='{"request_id": "tr-bad"}')
-    secret = "s3cr3t-google"  # a sensitive member of CreateBackendAuth (tests/stack.py)
+    secret = "s3cr3t-google"  # a sensitive member of CreateBackendAuth (orchestrator.testing)
     auth = auth_request("tr-auth", "app1", "prod", "auth")
     assert secret in json.dumps(auth)
     await sqs.send_message(QueueUrl=queues.main, MessageBody=json.dumps(auth))

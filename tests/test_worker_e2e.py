@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
-from tests.stack import (
+from orchestrator.testing import (
     Queues,
     amplify_client,
     auth_request,

@@ -25,7 +25,7 @@ WORKER: dict[str, str] = {}
 async def one(
     emulator: EmulatorProcess, flood: bool, fair: bool, workdir: str, limit: float
 ) -> dict[str, Any]:
-    from tests.stack import create_queues, send, sqs_client
+    from orchestrator.testing import create_queues, send, sqs_client
 
     emulator.reset()
     emulator.configure(rate=RATE, burst=BURST, conflict_mode="accept", job_duration=[0.05, 0.2])

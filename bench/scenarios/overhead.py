@@ -145,7 +145,7 @@ async def worker_round(
     """One worker measurement: its CPU for the requests, and the calls it made (the plan).
     ``env``: extra environment of the worker; ``settled(queue_url)``: awaited before the CPU
     is read (what the worker still does for these requests, e.g. export their spans)."""
-    from tests.stack import create_queues, drain, send
+    from orchestrator.testing import create_queues, drain, send
 
     count = len(bodies)
     queues = await create_queues(sqs)
@@ -205,7 +205,7 @@ async def _bare_round(
     emulator: EmulatorProcess,
     mode: str,
 ) -> dict[str, float]:
-    from tests.stack import create_queues, send
+    from orchestrator.testing import create_queues, send
 
     queues = await create_queues(sqs)
     await send(sqs, queues.main, bodies)
@@ -230,7 +230,7 @@ def prepare(emulator: EmulatorProcess, count: int) -> list[dict[str, Any]]:
 
 
 async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
-    from tests.stack import sqs_client
+    from orchestrator.testing import sqs_client
 
     count, rounds = (300, 1) if quick else (1000, 3)
     bodies = prepare(emulator, count)

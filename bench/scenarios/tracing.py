@@ -4,7 +4,7 @@ against the same emulator and moto.
 
 Rounds (5; --quick: 2) alternate the order (off, on / on, off ...). On:
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` at a real OTLP/HTTP receiver in this process
-(tests/otlp_receiver.py, which decodes every span) and the SDK's defaults otherwise: every
+(orchestrator/testing/otlp.py, which decodes every span) and the SDK's defaults otherwise: every
 request sampled, BatchSpanProcessor every 5 s. The CPU of
 an "on" round is read only once the receiver holds every request's CONSUMER span, so the
 export of the last batch is counted too (it also proves no span was dropped). Target: on ≤ 1.10
@@ -21,9 +21,9 @@ from bench.scenarios import overhead
 
 
 async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
+    from orchestrator.testing import sqs_client
+    from orchestrator.testing.otlp import otlp_receiver
     from orchestrator.tracing import queue_name
-    from tests.otlp_receiver import otlp_receiver
-    from tests.stack import sqs_client
 
     count, rounds = (300, 2) if quick else (1000, 5)
     bodies = overhead.prepare(emulator, count)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from orchestrator import logs
 from orchestrator.dlq.context import Context
 from orchestrator.dlq.message import DeadLetter
-
-if TYPE_CHECKING:  # summary.py imports this module for the request ids
-    from orchestrator.dlq.summary import Summary
 
 audit_log = logs.get_logger("orchestrator.audit")
 
@@ -25,9 +22,17 @@ def request_ids(messages: Iterable[DeadLetter]) -> list[str]:
     return [m.request_id or f"message:{m.message_id}" for m in messages]
 
 
+class Counted(Protocol):
+    """What a command counted (:class:`orchestrator.dlq.summary.Summary`)."""
+
+    error: str | None
+
+    def audit_fields(self) -> dict[str, Any]: ...
+
+
 @contextlib.contextmanager
 def audited(
-    event: str, ctx: Context, queue: str, summary: Summary | None = None, **fields: Any
+    event: str, ctx: Context, queue: str, summary: Counted | None = None, **fields: Any
 ) -> Iterator[dict[str, Any]]:
     """One audit line for the block, written also when it fails (with the error)."""
     try:

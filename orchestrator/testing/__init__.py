@@ -1,7 +1,11 @@
-"""The local stack for end-to-end tests: moto's SQS server, the emulator, the worker.
+"""The local stack, as code: what the tests, the benchmarks, the chaos runs and the demo share.
 
-Everything talks over loopback HTTP; AWS endpoints are set the AWS way
-(``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_AMPLIFYBACKEND``), exactly as in production.
+Queues with a dead-letter queue and a results queue, clients of the local endpoints, a worker
+running in this event loop, the emulator, and realistic change requests. Everything talks over
+loopback HTTP; AWS endpoints are set the AWS way (``AWS_ENDPOINT_URL_SQS``,
+``AWS_ENDPOINT_URL_AMPLIFYBACKEND``), exactly as in production. Never used by the worker
+itself (its IAM analysis, tests/test_deploy.py, leaves this package out);
+:mod:`orchestrator.testing.otlp` (an OTLP/HTTP receiver) needs the ``dev`` extra.
 """
 
 from __future__ import annotations
@@ -54,24 +58,32 @@ class Queues:
 
 
 async def create_queues(
-    sqs: Any, *, max_receive_count: int = 5, visibility: int = 30, fifo: bool = False
+    sqs: Any,
+    *,
+    max_receive_count: int = 5,
+    visibility: int = 30,
+    fifo: bool = False,
+    prefix: str = "",
 ) -> Queues:
-    """A change queue with a DLQ (redrive policy) and a results queue, randomly named."""
+    """A change queue with a DLQ (redrive policy) and a results queue, randomly named
+    (``<prefix>changes-<suffix>``, ``<prefix>dlq-...``, ``<prefix>results-...``)."""
     suffix = uuid.uuid4().hex[:10]
     kind = {"FifoQueue": "true"} if fifo else {}
     name = ".fifo" if fifo else ""
-    dlq = (await sqs.create_queue(QueueName=f"dlq-{suffix}{name}", Attributes=kind))["QueueUrl"]
+    dlq = (await sqs.create_queue(QueueName=f"{prefix}dlq-{suffix}{name}", Attributes=kind))[
+        "QueueUrl"
+    ]
     arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"][
         "QueueArn"
     ]
     policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive_count)})
     main = (
         await sqs.create_queue(
-            QueueName=f"changes-{suffix}{name}",
+            QueueName=f"{prefix}changes-{suffix}{name}",
             Attributes={"RedrivePolicy": policy, "VisibilityTimeout": str(visibility), **kind},
         )
     )["QueueUrl"]
-    results = (await sqs.create_queue(QueueName=f"results-{suffix}"))["QueueUrl"]
+    results = (await sqs.create_queue(QueueName=f"{prefix}results-{suffix}"))["QueueUrl"]
     return Queues(main, dlq, results)
 
 
