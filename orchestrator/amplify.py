@@ -80,33 +80,32 @@ class AmplifyApi:
         secrets: frozenset[str],
         span: Span,
     ) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in self._policy.attempts():
             try:
                 return await self._attempt(operation, params, secrets, span)
             except TransientError as exc:
                 if exc.ambiguous and not retry_ambiguous:
                     raise
-                if not self._policy.should_retry(attempt):
+                if attempt.last:
                     raise RetriesExhausted(
-                        f"{operation} failed {attempt} times; last error: {exc}"
+                        f"{operation} failed {attempt.number} times; last error: {exc}"
                     ) from exc
                 self._metrics.api_retries.labels(operation, exc.reason).inc()
-                delay = self._policy.delay(attempt)
                 if span.is_recording():
                     span.add_event(
-                        "retry", {"attempt": attempt, "reason": exc.reason, "delay_s": delay}
+                        "retry",
+                        {"attempt": attempt.number, "reason": exc.reason, "delay_s": attempt.delay},
                     )
                 log.debug(
                     "call_retry",
                     operation=operation,
                     reason=exc.reason,
-                    attempt=attempt,
-                    delay_s=round(delay, 3),
+                    attempt=attempt.number,
+                    delay_s=round(attempt.delay, 3),
                     error=str(exc),
                 )
-                await self._clock.sleep(delay)
+                await attempt.backoff(self._clock)
+        raise AssertionError("unreachable: attempts() never ends")
 
     async def _attempt(
         self, operation: str, params: Mapping[str, Any], secrets: frozenset[str], span: Span

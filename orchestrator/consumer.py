@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,6 +27,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator import logs
+from orchestrator.backoff import RetryPolicy
 from orchestrator.errors import OrchestratorError, SlotsClosed
 from orchestrator.fairness import FairSlots, app_key
 from orchestrator.metrics import Metrics
@@ -64,6 +64,13 @@ class Consumer:
         self._metrics = metrics
         backlog = settings.backlog if settings.fair else 0
         self._slots = anyio.Semaphore(settings.concurrency + backlog)  # receiving
+        # A failing receive waits up to 2, 4, 8 ... s (jittered, capped) before the next; a
+        # message whose handler failed comes back after 2**receive_count s, at most the
+        # visibility timeout (and 1024 s).
+        self._receive_backoff = RetryPolicy(None, base=2.0, cap=settings.error_backoff_cap)
+        self._release_backoff = RetryPolicy(
+            None, base=2.0, cap=min(settings.visibility_timeout, 1024)
+        )
         self._run_slots = FairSlots(settings.concurrency, fair=settings.fair)  # running
         self._in_progress: dict[str, Message] = {}
         self._unstarted: set[str] = set()  # received, waiting for a run slot (read-ahead)
@@ -133,8 +140,7 @@ class Consumer:
                 self.sqs_ok = False
                 self._metrics.ready.set(0)
                 log.warning("receive_failed", error=str(exc), failures=failures)
-                delay = random.uniform(0, min(self._s.error_backoff_cap, 2**failures))
-                await _unless_set(stop, anyio.sleep, delay)
+                await _unless_set(stop, anyio.sleep, self._receive_backoff.delay(failures))
                 continue
             failures, self.sqs_ok = 0, True
             self._metrics.ready.set(1)
@@ -204,8 +210,7 @@ class Consumer:
                 self._idle.set()
 
     def _retry_delay(self, message: Message) -> int:
-        backoff: int = 2 ** min(message.receive_count, 10)
-        return min(self._s.visibility_timeout, backoff)
+        return int(self._release_backoff.ceiling(message.receive_count))
 
     async def _release(self, message: Message, delay: int = 0) -> None:
         try:

@@ -264,9 +264,10 @@ class Dispatcher:
         """Send the mutation (again only after the listing proved the last send made no job),
         each time just after renewing the leases it is sent under."""
         tracked = _is_tracked(step)
-        while True:
+        # The budget counts every send of this step, over all its deliveries (in the ledger).
+        for attempt in self._policy.attempts(first=entry.attempts + 1):
             await self._leases.confirm(leases)
-            entry.attempts += 1
+            entry.attempts = attempt.number
             began = wall_time()
             try:
                 return await self._api.call(
@@ -279,9 +280,10 @@ class Dispatcher:
                 )
                 if adopted is not None:
                     return adopted
-                if not self._policy.should_retry(entry.attempts):
+                if attempt.last:
                     raise RetriesExhausted(f"{step.operation}: {exc}") from exc
-                await self._clock.sleep(self._policy.delay(entry.attempts))
+                await attempt.backoff(self._clock)
+        raise AssertionError("unreachable: attempts() never ends")
 
     def _lease_keys(self, step: Step, request_id: str) -> list[str]:
         keys = [_env_lease(key) for key in _environments(step)]

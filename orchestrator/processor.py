@@ -27,6 +27,7 @@ from opentelemetry.trace import StatusCode
 from orchestrator import logs
 from orchestrator.authorization import SenderPolicy
 from orchestrator.backoff import RetryPolicy
+from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.errors import (
     DeliveryFailed,
@@ -77,7 +78,9 @@ class RequestProcessor:
         policy: RetryPolicy,
         senders: SenderPolicy | None = None,
         tracer: Tracer = NO_TRACER,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or MonotonicClock()
         self._tracer = tracer
         self._senders = senders
         self._sqs = sqs
@@ -323,9 +326,7 @@ class RequestProcessor:
         the message is kept and comes back (the ledger re-sends the same outcome). An outcome
         queue that refuses for good (a wrong ``reply_to``) gets the event logged whole instead;
         a DLQ that refuses for good raises :class:`DeliveryFailed` at once."""
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in self._policy.attempts():
             try:
                 await self._sqs.send(queue_url, body, attributes, group=group or what, dedup=dedup)
                 return
@@ -337,9 +338,9 @@ class RequestProcessor:
                 )
                 return
             except OrchestratorError as exc:
-                if not self._policy.should_retry(attempt):
+                if attempt.last:
                     raise DeliveryFailed(f"{what} not sent to {queue_url}: {exc}") from exc
-                await anyio.sleep(self._policy.delay(attempt))
+                await attempt.backoff(self._clock)
 
 
 def _seconds_between(started: str | None, finished: str | None) -> float | None:

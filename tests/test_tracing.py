@@ -253,7 +253,8 @@ async def test_span_tree_of_deliveries(sqs: Any, queues: Queues, emulator: Any) 
         if sample.exemplar
     }
     delivered = {hex_ids(consumer_of(spans, r))[0] for r in ("tr-1", "tr-2", "tr-bad", "tr-auth")}
-    assert trace_id in exemplars and exemplars <= delivered
+    # A bucket keeps its latest exemplar: some of the four may have been replaced by another.
+    assert exemplars and exemplars <= delivered
     assert classic[0].startswith("text/plain") and "trace_id" not in classic[1]
 
     # 6. no request parameter, let alone a secret, in any span

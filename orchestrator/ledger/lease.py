@@ -12,7 +12,6 @@ worked on at a time).
 from __future__ import annotations
 
 import contextlib
-import random
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -20,6 +19,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from orchestrator import logs
+from orchestrator.backoff import RetryPolicy
+from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.errors import LeaseLost, OrchestratorError
 from orchestrator.ledger.record import Ledger
 
@@ -27,11 +28,22 @@ log = logs.get_logger("orchestrator.lease")
 
 
 class Leases:
-    def __init__(self, ledger: Ledger, owner: str, ttl: float, *, poll_cap: float = 1.0) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        owner: str,
+        ttl: float,
+        *,
+        poll_cap: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
         self._ledger = ledger
         self.owner = owner
         self.ttl = ttl
-        self._poll_cap = poll_cap
+        #: A held lease is polled for, from 20 ms apart doubling to ``poll_cap``, without end
+        #: (its holder renews it while working, or it expires).
+        self._polling = RetryPolicy(max_attempts=None, base=0.02, cap=poll_cap)
+        self._clock = clock or MonotonicClock()
         #: Keys held, with how many blocks of this process hold each (normally one).
         self._held: Counter[str] = Counter()
 
@@ -43,7 +55,7 @@ class Leases:
         """Renew the held leases every third of ``ttl`` until cancelled."""
         task_status.started()
         while True:
-            await anyio.sleep(self.ttl / 3)
+            await self._clock.sleep(self.ttl / 3)
             await self.renew()
 
     async def renew(self) -> None:
@@ -80,14 +92,12 @@ class Leases:
                 await self._release_quietly(key)
 
     async def _acquire(self, key: str) -> None:
-        delay = 0.02
-        waited = False
-        while not await self._ledger.acquire_lease(key, self.owner, self.ttl):
-            if not waited:
+        for attempt in self._polling.attempts():
+            if await self._ledger.acquire_lease(key, self.owner, self.ttl):
+                return
+            if attempt.number == 1:
                 log.info("lease_wait", lease=key)
-                waited = True
-            await anyio.sleep(random.uniform(0, delay))
-            delay = min(self._poll_cap, delay * 2)
+            await attempt.backoff(self._clock)
 
     async def _release(self, key: str) -> None:
         with anyio.CancelScope(shield=True):

@@ -130,6 +130,21 @@ async def drain(
     return got
 
 
+async def drain_requests(
+    sqs: Any, queue_url: str, request_ids: Iterable[str], *, deadline: float = 60.0
+) -> dict[str, list[dict[str, Any]]]:
+    """Receive (and delete) outcome events until every one of ``request_ids`` has one: each
+    request's events, copies included (SQS delivers at least once, and a send whose answer
+    was lost is sent again, so an identical event may come twice)."""
+    wanted = set(request_ids)
+    events: dict[str, list[dict[str, Any]]] = {}
+    with anyio.fail_after(deadline):
+        while not wanted <= events.keys():
+            for event in await drain(sqs, queue_url, len(wanted - events.keys())):
+                events.setdefault(str(event["request_id"]), []).append(event)
+    return events
+
+
 async def queue_counts(sqs: Any, queue_url: str) -> tuple[int, int]:
     attributes = (
         await sqs.get_queue_attributes(
