@@ -628,26 +628,40 @@ async def competing_replicas(
 # --- make chaos -----------------------------------------------------------------------------
 
 
+#: The groups of scenarios `make chaos` runs, in order (``--only`` picks some).
+GROUPS = ("variants", "kill", "faults", "outage", "sigterm", "replicas")
+
+
 async def run_all(
-    stack: Stack, ledger_url: str, *, scale: float, variants: Iterable[tuple[str, str]]
+    stack: Stack,
+    ledger_url: str,
+    *,
+    scale: float,
+    variants: Iterable[tuple[str, str]],
+    only: Iterable[str] = GROUPS,
 ) -> list[Report]:
     size = max(20, int(300 * scale))
+    groups = set(only)
     reports = []
-    for variant in variants:
+    for variant in variants if "variants" in groups else ():
         reports.append(
             await exactly_once(stack, variant, requests=size, kills=max(3, int(5 * scale)))
         )
         stack.emulator.configure(list_order="newest", timestamp_format="iso", history=0)
         stack.emulator.reset()
     stack.emulator.configure(conflict_mode="reject", visibility_delay=0.0)
-    reports.append(await kill_restart(stack, requests=size, kills=max(5, int(8 * scale))))
-    stack.emulator.reset()
-    reports.append(await api_faults(stack, requests=max(20, int(200 * scale))))
-    stack.emulator.reset()
-    reports.append(await sqs_outage(stack, requests=size // 2, outage=max(3.0, 20 * scale)))
-    stack.emulator.reset()
-    reports.append(await sigterm_under_load(stack, requests=size))
-    for fifo in (False, True):
+    if "kill" in groups:
+        reports.append(await kill_restart(stack, requests=size, kills=max(5, int(8 * scale))))
+        stack.emulator.reset()
+    if "faults" in groups:
+        reports.append(await api_faults(stack, requests=max(20, int(200 * scale))))
+        stack.emulator.reset()
+    if "outage" in groups:
+        reports.append(await sqs_outage(stack, requests=size // 2, outage=max(3.0, 20 * scale)))
+        stack.emulator.reset()
+    if "sigterm" in groups:
+        reports.append(await sigterm_under_load(stack, requests=size))
+    for fifo in (False, True) if "replicas" in groups else ():
         stack.emulator.reset()
         reports.append(
             await competing_replicas(stack, ledger_url, requests=size // 2, replicas=3, fifo=fifo)
@@ -677,7 +691,9 @@ def print_table(reports: list[Report]) -> None:
             console.print(f"  {r.scenario}: {note}", markup=False)
 
 
-async def _main(scale: float, workdir: Path, variants: list[tuple[str, str]]) -> list[Report]:
+async def _main(
+    scale: float, workdir: Path, variants: list[tuple[str, str]], only: Iterable[str]
+) -> list[Report]:
     from aiobotocore.session import get_session
     from moto.server import ThreadedMotoServer
 
@@ -704,7 +720,7 @@ async def _main(scale: float, workdir: Path, variants: list[tuple[str, str]]) ->
             async with get_session().create_client("sqs") as sqs:
                 stack = Stack(sqs, endpoint, emulator, workdir)
                 reports = await run_all(
-                    stack, "dynamodb://chaos-ledger", scale=scale, variants=variants
+                    stack, "dynamodb://chaos-ledger", scale=scale, variants=variants, only=only
                 )
     finally:
         server.stop()
@@ -725,6 +741,12 @@ def main(argv: list[str] | None = None) -> int:
         help="service variants of the exactly-once scenario (default: all "
         f"{len(VARIANTS)}: {', '.join(ORDERS)} × {', '.join(FORMATS)})",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        help="run only these groups of scenarios (repeatable; default: all)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.json"))
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "orchestrator-chaos"
@@ -734,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True)
     print(f"worker logs and ledgers in {args.workdir}")
     variants = [_variant(text) for text in args.variant] if args.variant else list(VARIANTS)
-    reports = anyio.run(_main, args.scale, args.workdir, variants)
+    reports = anyio.run(_main, args.scale, args.workdir, variants, args.only or GROUPS)
     print_table(reports)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps([asdict(r) | {"ok": r.ok} for r in reports], indent=2) + "\n")
