@@ -160,7 +160,7 @@ class RequestProcessor:
         finally:
             self._metrics.requests_in_progress.dec()
         with anyio.CancelScope(shield=True):
-            await self._report(outcome, request.reply_to, started, calls)
+            await self._report(outcome, request.reply_to, started, calls, message.message_id)
 
     async def _give_up(
         self, message: Message, request: ChangeRequest, exc: Exception, started: float
@@ -241,7 +241,11 @@ class RequestProcessor:
         reply_to: str | None,
         started: float,
         calls: Counter[str] | None = None,
+        message_id: str | None = None,
     ) -> None:
+        """Send the outcome event and write the canonical ``request_finished`` line, which names
+        ``message_id``, the message being handled (a finished request's stored event names the
+        delivery that ran it)."""
         duration = time.perf_counter() - started
         trace_id = current_trace_id() if self._tracer.enabled else None
         if trace_id:
@@ -264,7 +268,7 @@ class RequestProcessor:
             outcome=str(outcome.outcome),
             reason=outcome.reason,
             error=outcome.error,
-            message_id=outcome.message_id,
+            message_id=message_id or outcome.message_id,
             job_ids=[step.job_id for step in outcome.steps if step.job_id],
             steps=[
                 {

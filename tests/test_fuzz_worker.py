@@ -62,7 +62,12 @@ async def _the_rest(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     """Whatever the queue still holds (until a receive comes back empty)."""
     got: list[dict[str, Any]] = []
     while messages := (
-        await sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        await sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+        )
     ).get("Messages", []):
         got += messages
     return got
