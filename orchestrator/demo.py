@@ -24,48 +24,20 @@ from orchestrator import logs
 from orchestrator.emulator import EmulatorConfig, EmulatorThread
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
-from orchestrator.testing import create_queues
+from orchestrator.testing import auth_request, create_queues, storage_request
 from orchestrator.worker import Worker
 
 APPS = {"shop": ["dev", "prod"], "blog": ["dev"], "crm": ["dev", "test"]}
 
 
 def _auth(app: str, env: str, name: str) -> dict[str, Any]:
-    return {
-        "AppId": app,
-        "BackendEnvironmentName": env,
-        "ResourceName": name,
-        "ResourceConfig": {
-            "AuthResources": "USER_POOL_ONLY",
-            "Service": "COGNITO",
-            "UserPoolConfigs": {
-                "RequiredSignUpAttributes": ["EMAIL"],
-                "SignInMethod": "EMAIL",
-                "UserPoolName": f"{name}-users",
-                "OAuth": {
-                    "OAuthGrantType": "CODE",
-                    "OAuthScopes": ["EMAIL", "OPENID"],
-                    "RedirectSignInURIs": [f"https://{app}.example.com/"],
-                    "RedirectSignOutURIs": [f"https://{app}.example.com/bye"],
-                    "SocialProviderSettings": {
-                        "Google": {"ClientId": "demo-client", "ClientSecret": "demo-secret-123"}
-                    },
-                },
-            },
-        },
-    }
+    params: dict[str, Any] = auth_request("", app, env, name)["params"]
+    return params
 
 
 def _storage(app: str, env: str, name: str) -> dict[str, Any]:
-    return {
-        "AppId": app,
-        "BackendEnvironmentName": env,
-        "ResourceName": name,
-        "ResourceConfig": {
-            "ServiceName": "S3",
-            "Permissions": {"Authenticated": ["READ", "CREATE_AND_UPDATE"]},
-        },
-    }
+    params: dict[str, Any] = storage_request("", app, env, name)["params"]
+    return params
 
 
 def demo_requests(count: int) -> list[str]:
