@@ -33,6 +33,7 @@ from orchestrator.errors import (
     EffectUnknown,
     JobFailed,
     JobTimedOut,
+    LedgerConflict,
     OrchestratorError,
     PermanentError,
     RetriesExhausted,
@@ -102,10 +103,22 @@ class Dispatcher:
         as it is to be sent (``message_id``: the delivery that ran it); a request already
         finished returns its stored outcome unchanged."""
         # Two deliveries of one request_id run one after the other, here and across replicas.
-        async with self._exclusive(
-            ("#request", request.request_id), f"request:{request.request_id}"
-        ):
-            return await self._execute(request, message_id)
+        # A conflict means another worker wrote the record since this one read it (a holder
+        # whose lease expired under it): begin again from what it wrote (its outcome, if it
+        # finished the request), never from this worker's stale copy.
+        for attempt in self._policy.attempts():
+            try:
+                async with self._exclusive(
+                    ("#request", request.request_id), f"request:{request.request_id}"
+                ):
+                    return await self._execute(request, message_id)
+            except LedgerConflict as exc:
+                self._metrics.ledger_conflicts.inc()
+                log.warning("ledger_conflict", attempt=attempt.number, error=str(exc))
+                if attempt.last:
+                    raise
+                await attempt.backoff(self._clock)
+        raise AssertionError("unreachable: attempts() never ends")
 
     async def _execute(self, request: ChangeRequest, message_id: str | None) -> RequestOutcome:
         operations = [step.operation for step in request.steps]

@@ -211,6 +211,13 @@ class Metrics:
             ["verdict"],
             registry=r,
         )
+        self.ledger_conflicts = Counter(
+            "orchestrator_ledger_conflicts_total",
+            "Ledger writes refused because another worker wrote the request's record since it"
+            " was read (a lease that expired under its holder); the request is begun again"
+            " from the record as written.",
+            registry=r,
+        )
         self.fence_waits = Counter(
             "orchestrator_environment_fence_waits_total",
             "Mutations that first waited for an earlier step's job on the environment (a"

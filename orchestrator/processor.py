@@ -32,6 +32,7 @@ from orchestrator.dispatcher import Dispatcher
 from orchestrator.errors import (
     DeliveryFailed,
     LeaseLost,
+    LedgerConflict,
     OrchestratorError,
     PermanentError,
     RequestRejected,
@@ -44,7 +45,7 @@ from orchestrator.messages import (
     parse_change_request,
 )
 from orchestrator.metrics import Metrics
-from orchestrator.outcome import Outcome, RequestOutcome, StepRecord
+from orchestrator.outcome import Outcome, RequestOutcome
 from orchestrator.sqs import Message, Sqs
 from orchestrator.tracing import NO_TRACER, Tracer, current_trace_id
 
@@ -114,8 +115,10 @@ class RequestProcessor:
         with structlog.contextvars.bound_contextvars(request_id=request.request_id):
             try:
                 await self._execute(message, request, started)
-            except (LeaseLost, DeliveryFailed):
-                raise  # another worker has the request, or SQS itself is failing
+            except (LeaseLost, LedgerConflict, DeliveryFailed):
+                # Another worker has the request (it reports it; on the last delivery SQS
+                # moves this copy to the DLQ), or SQS itself is failing.
+                raise
             except Exception as exc:
                 if not self._last_delivery(message):
                     raise
@@ -167,11 +170,19 @@ class RequestProcessor:
     ) -> None:
         """The last delivery failed in a way that would be retried: report the request FAILED
         and move its message to the DLQ ourselves. Its ledger record stays in progress, so a
-        redrive resumes it where it stopped (never sending a mutation twice)."""
+        redrive resumes it where it stopped (never sending a mutation twice). A record that
+        has an outcome by now (another delivery finished the request) is reported instead:
+        a producer never gets two different outcomes for one request."""
+        record = await self._record_so_far(request.request_id)
+        if record is not None and record.outcome is not None:
+            log.info("request_already_finished", deliveries=record.deliveries)
+            stored = RequestOutcome.from_json(record.outcome)
+            await self._report(stored, request.reply_to, started, message_id=message.message_id)
+            return
         reason = "delivery_attempts_exhausted"
         error = request.scrub(f"gave up after {message.receive_count} deliveries: {exc}")
         log.error("delivery_attempts_exhausted", message_id=message.message_id, error=error)
-        steps = await self._steps_so_far(request.request_id)
+        steps = record.steps if record else []
         outcome = RequestOutcome(
             request.request_id, Outcome.FAILED, reason, error, steps, message.message_id
         )
@@ -179,13 +190,12 @@ class RequestProcessor:
         await self._report(outcome, request.reply_to, started)
         await self._dead_letter(message, reason, error, request.request_id)
 
-    async def _steps_so_far(self, request_id: str) -> list[StepRecord]:
+    async def _record_so_far(self, request_id: str) -> LedgerRecord | None:
         try:
-            record = await self._ledger.peek(request_id)
-        except Exception as exc:  # the ledger may be why the request failed
+            return await self._ledger.peek(request_id)
+        except OrchestratorError as exc:  # the ledger may be why the request failed
             log.warning("ledger_unreadable", error=str(exc))
-            return []
-        return record.steps if record else []
+            return None
 
     async def _reject(self, message: Message, exc: RequestRejected, started: float) -> None:
         request_id = exc.request_id or best_effort_request_id(message.body)

@@ -16,10 +16,19 @@ from orchestrator.emulator import EmulatorConfig
 from orchestrator.errors import JobFailed, LeaseLost, LedgerConflict, LedgerUnavailable
 from orchestrator.ledger import Ledger, LedgerRecord, SqliteLedger, open_ledger
 from orchestrator.ledger.lease import Leases
-from orchestrator.outcome import DISPATCHED, DISPATCHING, StepRecord
+from orchestrator.outcome import (
+    DISPATCHED,
+    DISPATCHING,
+    DONE,
+    Outcome,
+    RequestOutcome,
+    StepRecord,
+    utc_now,
+)
 from orchestrator.testing import (
     Queues,
     amplify_client,
+    create_queues,
     drain,
     queue_counts,
     running_worker,
@@ -349,3 +358,41 @@ async def test_a_resumed_dispatch_does_not_adopt_a_later_job_of_another_request(
     assert event["outcome"] == "SUCCEEDED"
     made = {str(job.get("resourceName")) for job in emulator.jobs()}
     assert made == {"other-resource", "victim-resource"}
+
+
+async def test_a_delivery_another_worker_overtook_reports_that_workers_outcome(
+    sqs: Any, emulator: Any, ledger_table: str
+) -> None:
+    """1. The only delivery of a request (maxReceiveCount 1: it is the last) runs its job (3 s)
+       with a DynamoDB ledger.
+    2. Meanwhile another worker, one whose lease expired under it, finishes the request in the
+       ledger: SUCCEEDED with the same job.
+    3. The delivery's next write conflicts (orchestrator_ledger_conflicts_total); it begins
+       again from the record as written and reports that outcome unchanged, never FAILED
+       delivery_attempts_exhausted: the producer gets one outcome. One mutation, an empty DLQ."""
+    emulator.configure(job_duration=(3.0, 3.0))
+    queues = await create_queues(sqs, max_receive_count=1)
+    await send(sqs, queues.main, [storage_request("overtaken", "app1", "dev", "s-1")])
+    async with (
+        open_ledger(ledger_table) as other,
+        running_worker(queues.settings(ledger=ledger_table)) as (worker, _),
+    ):
+        with anyio.fail_after(30):
+            # The state lives in another server, behind HTTP: polled.
+            while (record := await other.peek("overtaken")) is None or (  # noqa: ASYNC110
+                record.steps[0].phase != DISPATCHED
+            ):
+                await anyio.sleep(0.02)
+        step = record.steps[0]
+        step.phase, step.status, step.finished_at = DONE, "COMPLETED", utc_now()
+        finished = RequestOutcome("overtaken", Outcome.SUCCEEDED, steps=record.steps)
+        finished.message_id = "message-of-the-other-copy"
+        record.status, record.outcome = "SUCCEEDED", finished.to_json()
+        await other.save(record)
+        (event,) = await drain(sqs, queues.results, 1, deadline=30)
+        conflicts = worker.metrics.ledger_conflicts._value.get()
+    assert event == json.loads(finished.to_json())
+    assert conflicts >= 1
+    assert len(emulator.jobs()) == 1
+    assert await queue_counts(sqs, queues.dlq) == (0, 0)
+    assert await queue_counts(sqs, queues.main) == (0, 0)
