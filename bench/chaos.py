@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import random
 import shutil
@@ -695,8 +694,8 @@ async def _main(
     scale: float, workdir: Path, variants: list[tuple[str, str]], only: Iterable[str]
 ) -> list[Report]:
     from aiobotocore.session import get_session
-    from moto.server import ThreadedMotoServer
 
+    from bench.harness import MotoProcess
     from orchestrator.emulator import EmulatorConfig, EmulatorThread
     from orchestrator.ledger.table import create_table
 
@@ -704,11 +703,10 @@ async def _main(
         AWS_ACCESS_KEY_ID="chaos", AWS_SECRET_ACCESS_KEY="chaos", AWS_DEFAULT_REGION="us-east-1",
         AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
     )  # fmt: skip
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    # moto in its own process, with keep-alive (bench.moto_server): in this process, sharing
+    # the GIL with the emulator and the producers, it failed under the replica scenarios.
+    server = MotoProcess()
+    endpoint = server.url
     os.environ["AWS_ENDPOINT_URL_SQS"] = os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     config = EmulatorConfig(
         apps={app: ENVIRONMENTS for app in APPS}, job_duration=(0.2, 1.0), seed=11
@@ -723,7 +721,7 @@ async def _main(
                     stack, "dynamodb://chaos-ledger", scale=scale, variants=variants, only=only
                 )
     finally:
-        server.stop()
+        server.close()
     return reports
 
 
