@@ -110,7 +110,7 @@ class AmplifyApi:
     async def _attempt(
         self, operation: str, params: Mapping[str, Any], secrets: frozenset[str], span: Span
     ) -> dict[str, Any]:
-        # Keyed by app: tokens go to apps round-robin (orchestrator.fairness.KeyedTurns).
+        # Keyed by app: tokens go to apps round-robin (orchestrator.keyed.KeyedTurns).
         ticket = await self._limiter.acquire(str(params.get("AppId", "")))
         self._metrics.limiter_wait.observe(ticket.waited)
         if ticket.waited > 0:

@@ -30,6 +30,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from orchestrator import defaults
 from orchestrator.clock import Clock, MonotonicClock
 
 _CLOCK = MonotonicClock()
@@ -37,9 +38,9 @@ _CLOCK = MonotonicClock()
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int | None = 8
-    base: float = 0.1
-    cap: float = 20.0
+    max_attempts: int | None = defaults.MAX_ATTEMPTS
+    base: float = defaults.BACKOFF_BASE
+    cap: float = defaults.BACKOFF_CAP
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def ceiling(self, attempt: int) -> float:

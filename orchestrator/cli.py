@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import getpass
 import json
 import math
-import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -277,8 +277,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _allowed(args: argparse.Namespace) -> frozenset[str]:
-    raw = args.allow_destructive or os.environ.get("ORCHESTRATOR_ALLOW_DESTRUCTIVE", "")
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    allowed: frozenset[str] = settings.value("allow_destructive", args)
+    return allowed
 
 
 def _documents(path: str) -> Iterator[tuple[str, str]]:
@@ -297,7 +297,7 @@ def _documents(path: str) -> Iterator[tuple[str, str]]:
 
 
 def _senders(args: argparse.Namespace) -> SenderPolicy | None:
-    path = getattr(args, "sender_policy", None) or os.environ.get("ORCHESTRATOR_SENDER_POLICY")
+    path = settings.value("sender_policy", args)
     if getattr(args, "sender", None) is None:
         return None
     if not path:
@@ -307,7 +307,7 @@ def _senders(args: argparse.Namespace) -> SenderPolicy | None:
 
 def _verdict(body: str, args: argparse.Namespace, senders: SenderPolicy | None) -> dict[str, Any]:
     """One request's validation result (the shape ``validate --json`` prints)."""
-    deprecated = args.deprecated or os.environ.get("ORCHESTRATOR_DEPRECATED", "warn")
+    deprecated = settings.value("deprecated", args)
     try:
         request = parse_change_request(
             body, allow_destructive=_allowed(args), reject_deprecated=deprecated == "reject"
@@ -365,7 +365,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     from orchestrator.producer import message_attributes, send_bodies
 
-    queue_url = args.queue_url or os.environ.get("ORCHESTRATOR_QUEUE_URL")
+    queue_url = settings.value("queue_url", args)
     if not queue_url:
         raise ConfigurationError("ORCHESTRATOR_QUEUE_URL (--queue-url) is required")
     results = _check(args)
@@ -441,8 +441,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _ledger_url(args: argparse.Namespace) -> str:
-    url = args.ledger or os.environ.get("ORCHESTRATOR_LEDGER")
-    return str(url or settings.DEFAULT_LEDGER)
+    return str(settings.value("ledger", args))
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -467,12 +466,17 @@ def _dlq(args: argparse.Namespace) -> int:
     from orchestrator import logs
 
     logs.configure("INFO")  # the audit line, on stderr
-    urls = dlq.QueueUrls(
-        args.dlq_url or os.environ.get("ORCHESTRATOR_DLQ_URL"),
-        args.queue_url or os.environ.get("ORCHESTRATOR_QUEUE_URL"),
-    )
-    ctx = dlq.Context(operator=args.operator or os.environ.get("USER") or "unknown")
+    urls = dlq.QueueUrls(settings.value("dlq_url", args), settings.value("queue_url", args))
+    ctx = dlq.Context(operator=args.operator or _login())
     return anyio.run(_dlq_command(args, urls, ctx))
+
+
+def _login() -> str:
+    """Who runs an on-call command (the audit line's ``operator``)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return "unknown"
 
 
 def _dlq_command(

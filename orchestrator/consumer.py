@@ -20,46 +20,76 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from orchestrator import logs
+from orchestrator import defaults, logs
 from orchestrator.backoff import RetryPolicy
 from orchestrator.errors import OrchestratorError, SlotsClosed
-from orchestrator.fairness import FairSlots, app_key
+from orchestrator.fairness import FairSlots
 from orchestrator.metrics import Metrics
-from orchestrator.sqs import MAX_BATCH, Message, Sqs, ids_to_messages
+from orchestrator.sqs import MAX_BATCH, Message, Sqs, failed_messages
 
 log = logs.get_logger("orchestrator.consumer")
-Handler = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
+
+
+class Delivery(Protocol):
+    """A received message made ready to run: read once (a change request parsed, or the reason
+    it is rejected), so that its fairness key needs no second look at the body."""
+
+    @property
+    def fairness_key(self) -> str: ...
+
+    async def run(self) -> None:
+        """Handle the message; returning means it may be deleted."""
+
+
+#: Makes each received message a :class:`Delivery` (RequestProcessor.prepare).
+Prepare = Callable[[Message], Delivery]
+Handler = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Unkeyed:
+    handler: Handler
+    message: Message
+    fairness_key: str = ""
+
+    async def run(self) -> None:
+        await self.handler(self.message)
+
+
+def unkeyed(handler: Handler) -> Prepare:
+    """A plain message handler as a :data:`Prepare`: every message under one fairness key."""
+    return lambda message: _Unkeyed(handler, message)
 
 
 @dataclass(frozen=True)
 class ConsumerSettings:
     queue_url: str
-    concurrency: int = 32
-    visibility_timeout: int = 60
-    wait_time_seconds: int = 20
-    shutdown_grace: float = 30.0
+    concurrency: int = defaults.CONCURRENCY
+    visibility_timeout: int = defaults.VISIBILITY_TIMEOUT
+    wait_time_seconds: int = defaults.WAIT_TIME_SECONDS
+    shutdown_grace: float = defaults.SHUTDOWN_GRACE
     #: How long a finished message waits for others to share its DeleteMessageBatch call.
     delete_linger: float = 0.5
     error_backoff_cap: float = 5.0
     #: Per-app fairness: received messages that may wait for a slot (0 with ``fair`` off).
     #: Concurrent long polls (more read a deep queue faster, e.g. past one app's flood).
-    receivers: int = 1
-    fair: bool = True
-    backlog: int = 256
+    receivers: int = defaults.RECEIVERS
+    fair: bool = defaults.APP_FAIRNESS
+    backlog: int = defaults.FAIR_BACKLOG
     backlog_bytes: int = 32 * 2**20
 
 
 class Consumer:
-    def __init__(self, sqs: Sqs, handler: Handler, settings: ConsumerSettings, metrics: Metrics):
+    def __init__(self, sqs: Sqs, prepare: Prepare, settings: ConsumerSettings, metrics: Metrics):
         self._sqs = sqs
-        self._handler = handler
+        self._prepare = prepare
         self._s = settings
         self._metrics = metrics
         backlog = settings.backlog if settings.fair else 0
@@ -177,9 +207,10 @@ class Consumer:
 
     async def _handle(self, message: Message) -> None:
         try:
-            async with self._run_slots.slot(app_key(message.body), len(message.body)):
+            delivery = self._prepare(message)
+            async with self._run_slots.slot(delivery.fairness_key, len(message.body)):
                 self._unstarted.discard(message.message_id)
-                await self._handler(message)
+                await delivery.run()
         except SlotsClosed:  # shutdown before it started: back on the queue at once
             with anyio.CancelScope(shield=True):
                 await self._release(message)
@@ -233,8 +264,8 @@ class Consumer:
         except OrchestratorError as exc:
             log.warning("visibility_extension_failed", messages=len(batch), error=str(exc))
             return
-        for message in ids_to_messages(batch, failed):
-            log.warning("visibility_extension_failed", message_id=message.message_id)
+        for message, why in failed_messages(batch, failed):
+            log.warning("visibility_extension_failed", message_id=message.message_id, error=why)
 
     async def _delete_batches(self) -> None:
         async with self._deletions:
@@ -255,8 +286,8 @@ class Consumer:
         except OrchestratorError as exc:
             log.error("delete_failed", messages=[m.message_id for m in batch], error=str(exc))
             return
-        for message in ids_to_messages(batch, failed):
-            log.error("delete_failed", message_id=message.message_id)
+        for message, why in failed_messages(batch, failed):
+            log.error("delete_failed", message_id=message.message_id, error=why)
 
 
 async def _unless_set(stop: anyio.Event, wait: Callable[..., Awaitable[T]], *args: Any) -> T | None:

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import structlog
 
-from orchestrator import logs, servicemodel
+from orchestrator import defaults, logs, servicemodel
 from orchestrator.amplify import AmplifyApi
 from orchestrator.backoff import RetryPolicy
 from orchestrator.clock import Clock, MonotonicClock, wall_time
@@ -40,9 +40,10 @@ from orchestrator.errors import (
     TransientError,
 )
 from orchestrator.fence import EnvFence, step_owner
+from orchestrator.keyed import KeyedTurns
 from orchestrator.ledger import Ledger, LedgerRecord
 from orchestrator.ledger.lease import Leases
-from orchestrator.messages import ChangeRequest, Step
+from orchestrator.messages import ChangeRequest, EnvKey, Step
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import (
     DISPATCHED,
@@ -55,21 +56,15 @@ from orchestrator.outcome import (
 )
 from orchestrator.reconcile import Attempt, Finding, Reconciler, ReconcileSettings, Verdict
 from orchestrator.tracing import current_trace_id
-from orchestrator.tracker import EnvKey, JobTracker
+from orchestrator.tracker import JobTracker
 
 log = logs.get_logger("orchestrator.dispatcher")
 
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    job_timeout: float = 3600.0
+    job_timeout: float = defaults.JOB_TIMEOUT
     reconcile: ReconcileSettings = ReconcileSettings()
-
-
-class _EnvLock:
-    def __init__(self) -> None:
-        self.lock = anyio.Lock()
-        self.users = 0
 
 
 class Dispatcher:
@@ -96,7 +91,9 @@ class Dispatcher:
         self._fence = EnvFence(
             ledger, self._reconciler, tracker, self._metrics, self._s.job_timeout
         )
-        self._locks: dict[EnvKey, _EnvLock] = {}
+        #: In-process turns by lease name: the tasks of this process queue here, so only one
+        #: of them at a time polls the ledger for the lease of the same name.
+        self._turns: KeyedTurns[str] = KeyedTurns()
 
     async def execute(self, request: ChangeRequest, message_id: str | None) -> RequestOutcome:
         """Run (or resume) the request's steps and record its outcome in the ledger, exactly
@@ -108,9 +105,7 @@ class Dispatcher:
         # finished the request), never from this worker's stale copy.
         for attempt in self._policy.attempts():
             try:
-                async with self._exclusive(
-                    ("#request", request.request_id), f"request:{request.request_id}"
-                ):
+                async with self._exclusive(_request_lease(request.request_id)):
                     return await self._execute(request, message_id)
             except LedgerConflict as exc:
                 self._metrics.ledger_conflicts.inc()
@@ -196,7 +191,7 @@ class Dispatcher:
         """Every environment the step mutates, taken in sorted order (no deadlock)."""
         async with contextlib.AsyncExitStack() as stack:
             for key in keys:
-                await stack.enter_async_context(self._exclusive(key, _env_lease(key)))
+                await stack.enter_async_context(self._exclusive(_env_lease(key)))
             yield
 
     async def _mark_let_go(self, entry: StepRecord, record: LedgerRecord) -> None:
@@ -300,7 +295,7 @@ class Dispatcher:
 
     def _lease_keys(self, step: Step, request_id: str) -> list[str]:
         keys = [_env_lease(key) for key in _environments(step)]
-        return [f"request:{request_id}", *keys]
+        return [_request_lease(request_id), *keys]
 
     def _attempt(self, step: Step, owner: str, began: float, until: float | None) -> Attempt:
         return Attempt(step.app_id, step.environment, step.operation, owner, began, until)
@@ -330,23 +325,10 @@ class Dispatcher:
         )
 
     @contextlib.asynccontextmanager
-    async def _exclusive(self, local: EnvKey, lease: str) -> AsyncIterator[None]:
-        """In this process a lock; across processes a lease in the ledger."""
-        async with self._serialised(local):
-            async with self._leases.hold(lease):
-                yield
-
-    @contextlib.asynccontextmanager
-    async def _serialised(self, key: EnvKey) -> AsyncIterator[None]:
-        entry = self._locks.setdefault(key, _EnvLock())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[key]
+    async def _exclusive(self, lease: str) -> AsyncIterator[None]:
+        """In this process a turn, across processes the lease of the same name."""
+        async with self._turns.turn(lease), self._leases.hold(lease):
+            yield
 
 
 def _failed_status(record: StepRecord, exc: PermanentError) -> str:
@@ -370,3 +352,7 @@ def _environments(step: Step) -> list[EnvKey]:
 
 def _env_lease(key: EnvKey) -> str:
     return f"env:{key[0]}/{key[1]}"
+
+
+def _request_lease(request_id: str) -> str:
+    return f"request:{request_id}"

@@ -10,48 +10,25 @@ queue, and another app's request waits behind all of them. Two mechanisms preven
   (a bounded *backlog* of messages received but not started, heartbeated like the others), so it
   can see past one app's flood to the other apps' messages behind it; the backlog is bounded in
   messages and in body bytes, and released at once at shutdown.
-* :class:`KeyedTurns` (used by the rate limiter): at most one call per app waits in the
-  limiter's FIFO at a time; the others wait behind it in their app's own FIFO, so tokens go to
-  apps round-robin.
+* :class:`~orchestrator.keyed.KeyedTurns` (used by the rate limiter): at most one call per
+  app waits in the limiter's FIFO at a time; the others wait behind it in their app's own
+  FIFO, so tokens go to apps round-robin.
 
-The app of a message is read from its body by :func:`app_key` (without validation: a body the
-processor will reject gets the empty key).
+A message's app is its parsed request's (:meth:`orchestrator.processor.RequestProcessor.prepare`
+reads the body once, on receipt; a body to be rejected gets the empty key).
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
 from orchestrator.errors import SlotsClosed
-
-MAX_PEEK_BYTES = 256 * 1024
-
-
-def app_key(body: str) -> str:
-    """The AppId a change request body acts on ("" when it cannot be told cheaply)."""
-    if len(body) > MAX_PEEK_BYTES:
-        return ""
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError):  # hostile bodies are the parser's to reject
-        return ""
-    if not isinstance(request, dict):
-        return ""
-    first: Any = request
-    steps = request.get("steps")
-    if isinstance(steps, list) and steps:
-        first = steps[0]
-    params = first.get("params") if isinstance(first, dict) else None
-    app = params.get("AppId") if isinstance(params, dict) else None
-    return app if isinstance(app, str) else ""
 
 
 @dataclass(eq=False)
@@ -168,26 +145,3 @@ class FairSlots:
         self.waiting -= 1
         self.waiting_bytes -= waiter.size
         self._shrunk.set()
-
-
-class KeyedTurns:
-    """One FIFO lock per key (created on demand, dropped when unused): ``turn(key)`` admits one
-    task per key at a time to whatever is behind it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[anyio.Lock, list[int]]] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(key, (anyio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._locks[key]
-
-    def __len__(self) -> int:
-        return len(self._locks)

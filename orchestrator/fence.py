@@ -23,10 +23,11 @@ from orchestrator import logs, servicemodel
 from orchestrator.clock import wall_time
 from orchestrator.errors import EnvironmentBusy, JobTimedOut
 from orchestrator.ledger import Ledger
+from orchestrator.messages import EnvKey
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import DISPATCHED, DISPATCHING, StepRecord
 from orchestrator.reconcile import Attempt, Reconciler, Verdict
-from orchestrator.tracker import EnvKey, JobTracker
+from orchestrator.tracker import JobTracker
 
 log = logs.get_logger("orchestrator.fence")
 

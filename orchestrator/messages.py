@@ -26,6 +26,10 @@ from orchestrator import deprecations, servicemodel
 from orchestrator.deprecations import Deprecation
 from orchestrator.errors import RequestRejected
 
+#: One Amplify backend environment: (AppId, BackendEnvironmentName). What the dispatcher
+#: serialises mutations on and the tracker follows jobs by.
+EnvKey = tuple[str, str]
+
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_BODY_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -58,7 +62,7 @@ class Step:
         return str(self.params.get("BackendEnvironmentName", ""))
 
     @property
-    def env_key(self) -> tuple[str, str]:
+    def env_key(self) -> EnvKey:
         return (self.app_id, self.environment)
 
     def safe_params(self) -> dict[str, Any]:
@@ -71,6 +75,11 @@ class ChangeRequest:
     steps: tuple[Step, ...]
     reply_to: str | None = None
     secrets: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    @property
+    def app_id(self) -> str:
+        """The app the request acts on (its first step's): its key for per-app fairness."""
+        return self.steps[0].app_id
 
     def scrub(self, text: str) -> str:
         return servicemodel.scrub(text, self.secrets)

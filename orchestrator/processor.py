@@ -68,6 +68,24 @@ class Destinations:
     queue_url: str = ""
 
 
+@dataclass(frozen=True)
+class ParsedMessage:
+    """A received message read once: its change request, or why it is rejected (a
+    :class:`orchestrator.consumer.Delivery`)."""
+
+    processor: RequestProcessor
+    message: Message
+    parsed: ChangeRequest | RequestRejected
+
+    @property
+    def fairness_key(self) -> str:
+        """The request's app; "" for a message to be rejected."""
+        return self.parsed.app_id if isinstance(self.parsed, ChangeRequest) else ""
+
+    async def run(self) -> None:
+        await self.processor.process(self.message, self.parsed)
+
+
 class RequestProcessor:
     def __init__(
         self,
@@ -91,25 +109,39 @@ class RequestProcessor:
         self._metrics = metrics
         self._policy = policy
 
-    async def process(self, message: Message) -> None:
-        carrier = message.trace_carrier
-        with self._tracer.processing(
-            self._to.queue_url, message.message_id, message.receive_count, carrier
-        ):
-            await self._process(message)
-
-    async def _process(self, message: Message) -> None:
-        started = time.perf_counter()
+    def prepare(self, message: Message) -> ParsedMessage:
+        """Parse the message once, on receipt (the consumer's fairness key is its app)."""
         try:
-            request = parse_change_request(
+            parsed: ChangeRequest | RequestRejected = parse_change_request(
                 message.body,
                 allow_destructive=self._to.allow_destructive,
                 reject_deprecated=self._to.reject_deprecated,
             )
-            self._authorize(message, request)
         except RequestRejected as exc:
-            with anyio.CancelScope(shield=True):
-                await self._reject(message, exc, started)
+            parsed = exc
+        return ParsedMessage(self, message, parsed)
+
+    async def process(
+        self, message: Message, parsed: ChangeRequest | RequestRejected | None = None
+    ) -> None:
+        """Handle one message (``parsed``: what :meth:`prepare` made of it; None parses now)."""
+        if parsed is None:
+            parsed = self.prepare(message).parsed
+        carrier = message.trace_carrier
+        with self._tracer.processing(
+            self._to.queue_url, message.message_id, message.receive_count, carrier
+        ):
+            await self._process(message, parsed)
+
+    async def _process(self, message: Message, parsed: ChangeRequest | RequestRejected) -> None:
+        started = time.perf_counter()
+        if isinstance(parsed, RequestRejected):
+            await self._reject(message, parsed, started)
+            return
+        request = parsed
+        rejection = self._authorize(message, request)
+        if rejection is not None:
+            await self._reject(message, rejection, started)
             return
         self._tracer.set_attributes({"orchestrator.request_id": request.request_id})
         with structlog.contextvars.bound_contextvars(request_id=request.request_id):
@@ -125,25 +157,26 @@ class RequestProcessor:
                 with anyio.CancelScope(shield=True):
                     await self._give_up(message, request, exc, started)
 
-    def _authorize(self, message: Message, request: ChangeRequest) -> None:
-        """The sender policy's decision, before any AmplifyBackend call (none configured:
-        every sender may send anything the parser accepts)."""
+    def _authorize(self, message: Message, request: ChangeRequest) -> RequestRejected | None:
+        """The sender policy's decision, before any AmplifyBackend call: None when allowed
+        (no policy configured: every sender may send anything the parser accepts)."""
         if self._senders is None:
-            return
+            return None
         decision = self._senders.decide(message.sender_id, request)
         rule = decision.rule or "none"
         self._metrics.sender_decisions.labels(
             rule, "allowed" if decision.allowed else "denied"
         ).inc()
-        if not decision.allowed:
-            log.warning(
-                "sender_not_allowed",
-                request_id=request.request_id,
-                sender_id=message.sender_id,
-                rules=[r.name for r in self._senders.rules],
-                why=decision.why,
-            )
-            raise RequestRejected("sender_not_allowed", decision.why, request.request_id)
+        if decision.allowed:
+            return None
+        log.warning(
+            "sender_not_allowed",
+            request_id=request.request_id,
+            sender_id=message.sender_id,
+            rules=[r.name for r in self._senders.rules],
+            why=decision.why,
+        )
+        return RequestRejected("sender_not_allowed", decision.why, request.request_id)
 
     def _last_delivery(self, message: Message) -> bool:
         limit = self._to.max_receives
@@ -198,6 +231,12 @@ class RequestProcessor:
             return None
 
     async def _reject(self, message: Message, exc: RequestRejected, started: float) -> None:
+        """Record, dead-letter and report a rejected message (shielded: once decided, shutdown
+        cannot separate it from its report)."""
+        with anyio.CancelScope(shield=True):
+            await self._rejected(message, exc, started)
+
+    async def _rejected(self, message: Message, exc: RequestRejected, started: float) -> None:
         request_id = exc.request_id or best_effort_request_id(message.body)
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             outcome = RequestOutcome(

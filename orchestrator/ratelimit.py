@@ -33,7 +33,7 @@ clients within ~15 s; the slow-start re-entry finds a limit that rose 8× within
 
 Fairness between apps (``fair_keys``): ``acquire(key)`` lets one task per key at a time into the
 FIFO, so tokens go to keys round-robin and one app's flood cannot queue ahead of another app's
-call (:class:`orchestrator.fairness.KeyedTurns`).
+call (:class:`orchestrator.keyed.KeyedTurns`).
 """
 
 from __future__ import annotations
@@ -44,15 +44,16 @@ from dataclasses import dataclass
 
 import anyio
 
+from orchestrator import defaults
 from orchestrator.clock import Clock, MonotonicClock
-from orchestrator.fairness import KeyedTurns
+from orchestrator.keyed import KeyedTurns
 
 
 @dataclass(frozen=True)
 class LimiterSettings:
-    initial_rate: float = 10.0
+    initial_rate: float = defaults.INITIAL_RATE
     min_rate: float = 0.5
-    max_rate: float = 1000.0
+    max_rate: float = defaults.MAX_RATE
     burst: float = 1.0
     beta: float = 0.85
     cubic_c: float = 0.5
@@ -62,7 +63,7 @@ class LimiterSettings:
     convergence_margin: float = 0.05
     rise_margin: float = 0.5
     min_samples: int = 10
-    fair_keys: bool = True
+    fair_keys: bool = defaults.APP_FAIRNESS
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class AdaptiveRateLimiter:
         self._s = settings or LimiterSettings()
         self._clock = clock or MonotonicClock()
         self._lock = anyio.Lock()
-        self._turns = KeyedTurns()
+        self._turns: KeyedTurns[str] = KeyedTurns()
         self._rate = self._s.initial_rate
         self._tokens = self._s.burst
         self._refilled_at = self._clock.now()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from orchestrator import logs, servicemodel
+from orchestrator import defaults, logs, servicemodel
 from orchestrator.amplify import AmplifyApi
 from orchestrator.clock import Clock, MonotonicClock, wall_time
 from orchestrator.errors import ApiRejected, OrchestratorError
@@ -45,14 +45,14 @@ ORDER_EVIDENCE = 8
 @dataclass(frozen=True)
 class ReconcileSettings:
     #: How far the service's clock may be from ours (seconds).
-    clock_skew: float = 2.0
+    clock_skew: float = defaults.CLOCK_SKEW
     #: How long a new job may stay unlisted (the tracker's ``list_grace``).
-    visibility_grace: float = 60.0
+    visibility_grace: float = defaults.LIST_GRACE
     #: The longest an interrupted call can have taken to reach the service (connect + read).
     call_timeout: float = 35.0
     #: First look after the failure; later looks back off, doubling, up to the grace.
     first_delay: float = 1.0
-    page_size: int = 25
+    page_size: int = defaults.LIST_PAGE_SIZE
 
 
 @dataclass(frozen=True)

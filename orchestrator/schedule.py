@@ -16,6 +16,8 @@ import bisect
 from collections import deque
 from dataclasses import dataclass
 
+from orchestrator import defaults
+
 KEEP = 128
 MIN_SAMPLES = 8
 GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -23,8 +25,8 @@ GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    sweep_min: float = 1.0
-    sweep_max: float = 30.0
+    sweep_min: float = defaults.SWEEP_MIN
+    sweep_max: float = defaults.SWEEP_MAX
     age_factor: float = 0.25
 
 

@@ -18,9 +18,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
+from orchestrator import defaults
 from orchestrator.errors import ConfigurationError
-
-DEFAULT_LEDGER = "sqlite:///orchestrator-ledger.db"
 
 
 @dataclass(frozen=True)
@@ -30,29 +29,29 @@ class Settings:
     dlq_url: str | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 9100
-    concurrency: int = 32
-    visibility_timeout: int = 60
-    wait_time_seconds: int = 20
-    shutdown_grace: float = 30.0
-    job_timeout: float = 3600.0
-    sweep_min: float = 1.0
-    sweep_max: float = 30.0
-    list_grace: float = 60.0
-    list_page_size: int = 25
-    max_attempts: int = 8
-    backoff_base: float = 0.1
-    backoff_cap: float = 20.0
-    initial_rate: float = 10.0
-    max_rate: float = 1000.0
-    app_fairness: bool = True
-    fair_backlog: int = 2000
-    receivers: int = 4
+    concurrency: int = defaults.CONCURRENCY
+    visibility_timeout: int = defaults.VISIBILITY_TIMEOUT
+    wait_time_seconds: int = defaults.WAIT_TIME_SECONDS
+    shutdown_grace: float = defaults.SHUTDOWN_GRACE
+    job_timeout: float = defaults.JOB_TIMEOUT
+    sweep_min: float = defaults.SWEEP_MIN
+    sweep_max: float = defaults.SWEEP_MAX
+    list_grace: float = defaults.LIST_GRACE
+    list_page_size: int = defaults.LIST_PAGE_SIZE
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    backoff_base: float = defaults.BACKOFF_BASE
+    backoff_cap: float = defaults.BACKOFF_CAP
+    initial_rate: float = defaults.INITIAL_RATE
+    max_rate: float = defaults.MAX_RATE
+    app_fairness: bool = defaults.APP_FAIRNESS
+    fair_backlog: int = defaults.FAIR_BACKLOG
+    receivers: int = defaults.RECEIVERS
     allow_destructive: frozenset[str] = field(default_factory=frozenset)
     log_level: str = "INFO"
     log_format: str = "auto"
-    ledger: str = DEFAULT_LEDGER
-    lease_ttl: float = 30.0
-    clock_skew: float = 2.0
+    ledger: str = defaults.LEDGER
+    lease_ttl: float = defaults.LEASE_TTL
+    clock_skew: float = defaults.CLOCK_SKEW
     deprecated: str = "warn"
     sender_policy: str | None = None
 
@@ -159,20 +158,45 @@ def load(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        raw = getattr(args, f.name, None) if args is not None else None
-        raw = raw if raw is not None else environ.get(_env_name(f.name))
-        if raw is None:
-            continue
-        default = f.default if f.default is not MISSING else None
-        try:
-            values[f.name] = _convert(f.name, str(raw), default)
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid {_env_name(f.name)}={raw!r}: {exc}") from None
-        allowed = _CHOICES.get(f.name)
-        if allowed and values[f.name] not in allowed:
-            raise ConfigurationError(
-                f"invalid {_env_name(f.name)}={raw!r}: use one of {', '.join(allowed)}"
-            )
+        raw = _raw(f.name, args, environ)
+        if raw is not None:
+            values[f.name] = _parsed(f, raw)
     if not values.get("queue_url"):
         raise ConfigurationError("ORCHESTRATOR_QUEUE_URL (--queue-url) is required")
     return Settings(**values)
+
+
+def value(
+    name: str, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> Any:
+    """One setting alone, for the commands that need only it (validate, send, inspect, dlq):
+    its flag, else its ORCHESTRATOR_* variable, else its default, read as :func:`load` reads it."""
+    f = _FIELDS[name]
+    raw = _raw(name, args, os.environ if environ is None else environ)
+    if raw is not None:
+        return _parsed(f, raw)
+    factory = f.default_factory
+    return factory() if callable(factory) else f.default
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _raw(name: str, args: argparse.Namespace | None, environ: Mapping[str, str]) -> str | None:
+    raw = getattr(args, name, None) if args is not None else None
+    raw = raw if raw is not None else environ.get(_env_name(name))
+    return None if raw is None else str(raw)
+
+
+def _parsed(f: Field[Any], raw: str) -> Any:
+    default = f.default if f.default is not MISSING else None
+    try:
+        result = _convert(f.name, raw, default)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid {_env_name(f.name)}={raw!r}: {exc}") from None
+    allowed = _CHOICES.get(f.name)
+    if allowed and result not in allowed:
+        raise ConfigurationError(
+            f"invalid {_env_name(f.name)}={raw!r}: use one of {', '.join(allowed)}"
+        )
+    return result

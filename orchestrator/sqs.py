@@ -84,24 +84,25 @@ class Sqs:
                 self._metrics.message_wait.observe(max(0.0, now - message.sent_at))
         return messages
 
-    async def delete(self, queue_url: str, messages: Sequence[Message]) -> list[str]:
-        """Delete up to 10 messages; returns the ids that failed."""
+    async def delete(self, queue_url: str, messages: Sequence[Message]) -> dict[str, str]:
+        """Delete up to 10 messages; returns the batch ids that failed, with why."""
         response = await self._call(
             "delete_message_batch", QueueUrl=queue_url, Entries=_entries(messages)
         )
-        failed = [entry["Id"] for entry in response.get("Failed", [])]
+        failed = _failures(response)
         self._metrics.deletes.inc(len(messages) - len(failed))
         return failed
 
     async def extend(
         self, queue_url: str, messages: Sequence[Message], visibility: int
-    ) -> list[str]:
-        """Set the visibility timeout of up to 10 messages; returns the ids that failed."""
+    ) -> dict[str, str]:
+        """Set the visibility timeout of up to 10 messages; returns the batch ids that failed,
+        with why (``ReceiptHandleIsInvalid``: the message was received again elsewhere)."""
         entries = [{**entry, "VisibilityTimeout": visibility} for entry in _entries(messages)]
         response = await self._call(
             "change_message_visibility_batch", QueueUrl=queue_url, Entries=entries
         )
-        failed = [entry["Id"] for entry in response.get("Failed", [])]
+        failed = _failures(response)
         self._metrics.visibility_extensions.labels("ok").inc(len(messages) - len(failed))
         self._metrics.visibility_extensions.labels("failed").inc(len(failed))
         return failed
@@ -202,5 +203,15 @@ def _entries(messages: Iterable[Message]) -> list[dict[str, str]]:
     ]
 
 
-def ids_to_messages(messages: Sequence[Message], ids: Iterable[str]) -> list[Message]:
-    return [messages[int(index)] for index in ids]
+def failed_messages(
+    messages: Sequence[Message], failed: Mapping[str, str]
+) -> list[tuple[Message, str]]:
+    """The messages of a batch call's failed entries (batch ids are indexes), with why."""
+    return [(messages[int(index)], why) for index, why in failed.items()]
+
+
+def _failures(response: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        entry["Id"]: f"{entry.get('Code', 'unknown')}: {entry.get('Message', '')}".rstrip(": ")
+        for entry in response.get("Failed", [])
+    }

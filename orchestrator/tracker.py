@@ -33,26 +33,26 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 from opentelemetry.trace import INVALID_SPAN, Span, StatusCode
 
-from orchestrator import logs, servicemodel
+from orchestrator import defaults, logs, servicemodel
 from orchestrator.amplify import AmplifyApi
 from orchestrator.clock import Clock, MonotonicClock, wall_time
 from orchestrator.errors import JobTimedOut, OrchestratorError
+from orchestrator.messages import EnvKey
 from orchestrator.metrics import Metrics
 from orchestrator.schedule import Durations, ScheduleSettings
 from orchestrator.timestamps import parse_timestamp
 from orchestrator.tracing import NO_TRACER, Tracer
 
 log = logs.get_logger("orchestrator.tracker")
-EnvKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    sweep_min: float = 1.0
-    sweep_max: float = 30.0
+    sweep_min: float = defaults.SWEEP_MIN
+    sweep_max: float = defaults.SWEEP_MAX
     age_factor: float = 0.25
-    list_grace: float = 60.0
-    page_size: int = 25
+    list_grace: float = defaults.LIST_GRACE
+    page_size: int = defaults.LIST_PAGE_SIZE
 
     def schedule(self) -> ScheduleSettings:
         return ScheduleSettings(self.sweep_min, self.sweep_max, self.age_factor)

@@ -163,7 +163,7 @@ class Worker:
                 tracer=tracer,
             )
             self.consumer = Consumer(
-                sqs, processor.process, self._consumer_settings(), self.metrics
+                sqs, processor.prepare, self._consumer_settings(), self.metrics
             )
             async with anyio.create_task_group() as services:
                 port = await self._start_http(services)

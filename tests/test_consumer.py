@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from orchestrator.consumer import Consumer, ConsumerSettings
+from orchestrator.consumer import Consumer, ConsumerSettings, unkeyed
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import Message, Sqs
 from orchestrator.testing import Queues, queue_counts, send
@@ -45,7 +45,7 @@ async def test_receivers_long_poll_concurrently(sqs: Any, queues: Queues) -> Non
         raise AssertionError("the queue is empty")
 
     settings = ConsumerSettings(queues.main, concurrency=8, wait_time_seconds=2, receivers=3)
-    consumer = Consumer(counting, handler, settings, metrics)
+    consumer = Consumer(counting, unkeyed(handler), settings, metrics)
     stop = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(consumer.run, stop)
@@ -62,7 +62,7 @@ class GatedDeletes(Sqs):
         super().__init__(client, metrics)
         self.gate = anyio.Event()
 
-    async def delete(self, queue_url: str, messages: Sequence[Message]) -> list[str]:
+    async def delete(self, queue_url: str, messages: Sequence[Message]) -> dict[str, str]:
         await self.gate.wait()
         return await super().delete(queue_url, messages)
 
@@ -88,7 +88,7 @@ async def test_a_message_finished_at_shutdown_is_still_deleted(sqs: Any, queues:
     settings = ConsumerSettings(
         queues.main, concurrency=1, wait_time_seconds=1, shutdown_grace=0, delete_linger=0
     )
-    consumer = Consumer(gated, handler, settings, metrics)
+    consumer = Consumer(gated, unkeyed(handler), settings, metrics)
     stop = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(consumer.run, stop)
@@ -122,7 +122,7 @@ async def test_read_ahead_and_queue_wait_are_exported(sqs: Any, queues: Queues) 
 
     await send(sqs, queues.main, ["a", "b", "c"])
     settings = ConsumerSettings(queues.main, concurrency=1, wait_time_seconds=1, backlog=4)
-    consumer = Consumer(Sqs(sqs, metrics), handler, settings, metrics)
+    consumer = Consumer(Sqs(sqs, metrics), unkeyed(handler), settings, metrics)
     stop = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(consumer.run, stop)

@@ -8,20 +8,43 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from orchestrator.errors import SlotsClosed
-from orchestrator.fairness import FairSlots, KeyedTurns, app_key
+from orchestrator.backoff import RetryPolicy
+from orchestrator.errors import RequestRejected, SlotsClosed
+from orchestrator.fairness import FairSlots
+from orchestrator.keyed import KeyedTurns
+from orchestrator.metrics import Metrics
+from orchestrator.processor import Destinations, RequestProcessor
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
+from orchestrator.sqs import Message
+from orchestrator.testing import multi_step, storage_request
 from tests.clocks import ManualClock
 
 
-def test_app_key_reads_the_app_of_a_request_or_its_first_step() -> None:
-    single = {"request_id": "r", "operation": "CreateBackend", "params": {"AppId": "a1"}}
-    steps = {"request_id": "r", "steps": [{"operation": "X", "params": {"AppId": "a2"}}]}
-    assert app_key(json.dumps(single)) == "a1"
-    assert app_key(json.dumps(steps)) == "a2"
+def _preparer() -> RequestProcessor:
+    """A processor for its ``prepare`` alone (which reads nothing but the message)."""
+    return RequestProcessor(
+        None,
+        None,
+        None,
+        Destinations(None, "dlq"),
+        Metrics(),
+        RetryPolicy(),  # type: ignore[arg-type]
+    )
+
+
+def _message(body: str) -> Message:
+    return Message("m-1", "receipt", body)
+
+
+def test_a_messages_fairness_key_is_its_parsed_requests_first_app() -> None:
+    prepare = _preparer().prepare
+    single = storage_request("r-1", "a1", "dev", "s1")
+    steps = multi_step("r-2", storage_request("x", "a2", "dev", "s2"), single)
+    assert prepare(_message(json.dumps(single))).fairness_key == "a1"
+    assert prepare(_message(json.dumps(steps))).fairness_key == "a2"
     for junk in ("not json", "[]", '{"params": 3}', '{"params": {"AppId": 5}}', '{"steps": []}'):
-        assert app_key(junk) == ""
-    assert app_key(json.dumps({"params": {"AppId": "a"}, "pad": "x" * 300_000})) == ""
+        prepared = prepare(_message(junk))
+        assert prepared.fairness_key == "" and isinstance(prepared.parsed, RequestRejected)
 
 
 async def test_free_slots_are_taken_at_once_up_to_capacity() -> None:
@@ -51,16 +74,16 @@ async def test_a_freed_slot_goes_to_the_app_holding_fewest() -> None:
     async with anyio.create_task_group() as group:
         for name in ("a1", "a2", "a3"):
             group.start_soon(request, "a", name)
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
         group.start_soon(request, "b", "b1")
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert slots.waiting == 4
         slots.release("a")
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert started == ["b1"]
         slots.release("a")
         slots.release("b")
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert started == ["b1", "a1", "a2"]
         slots.release("a")
     assert started == ["b1", "a1", "a2", "a3"]
@@ -78,9 +101,9 @@ async def test_without_fairness_slots_go_in_arrival_order() -> None:
 
     async with anyio.create_task_group() as group:
         group.start_soon(request, "a")
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         group.start_soon(request, "b")
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         slots.release("a")
     assert started == ["a", "b"]
 
@@ -99,7 +122,7 @@ async def test_close_wakes_waiters_with_slots_closed_and_refuses_new_ones() -> N
 
     async with anyio.create_task_group() as group:
         group.start_soon(request)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert slots.waiting_bytes == 100
         slots.close()
     assert outcomes == ["closed"] and slots.waiting_bytes == 0
@@ -119,18 +142,18 @@ async def test_backlog_below_waits_until_waiting_bodies_shrink() -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(slots.acquire, "b", 100)
         group.start_soon(slots.acquire, "c", 100)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         group.start_soon(receiver)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert not passed.is_set()
         slots.release("a")  # b starts: 100 bytes left waiting
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert passed.is_set()
         slots.release("b")
 
 
 async def test_keyed_turns_admit_one_task_per_key() -> None:
-    turns = KeyedTurns()
+    turns: KeyedTurns[str] = KeyedTurns()
     inside: list[str] = []
     most = {"a": 0}
 
@@ -170,8 +193,10 @@ async def test_limiter_serves_keys_round_robin(fair_keys: bool, b_sent_at: set[i
     assert order.index("b") in b_sent_at
 
 
-def test_app_key_of_hostile_bodies_is_empty_never_an_error() -> None:
-    """A 20,000-deep body once made app_key raise RecursionError, so the consumer retried the
-    message forever instead of letting the parser reject it."""
-    assert app_key("[" * 20_000 + "]" * 20_000) == ""
-    assert app_key("not json") == "" and app_key("[1]") == ""
+def test_hostile_bodies_get_the_empty_key_never_an_error() -> None:
+    """A 20,000-deep body once made the fairness key raise RecursionError, so the consumer
+    retried the message forever instead of letting the parser reject it."""
+    prepare = _preparer().prepare
+    for body in ("[" * 20_000 + "]" * 20_000, "not json", "[1]", "x" * 300_000):
+        prepared = prepare(_message(body))
+        assert prepared.fairness_key == "" and isinstance(prepared.parsed, RequestRejected)
