@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+
+from orchestrator.testing.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 APP, ENV = "bench", "dev"
@@ -38,12 +39,6 @@ HEADERS = {
     "X-Amz-Date": "20250101T000000Z",
     "Content-Type": "application/json",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -126,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {args.client_core})
-    port = _free_port()
+    port = free_port()
     with emulator_process(port, args.server_core):
         rates = asyncio.run(measure(f"http://127.0.0.1:{port}", args))
     median = statistics.median(rates)

@@ -43,6 +43,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import AdaptiveRateLimiter
 from orchestrator.settings import Settings
+from orchestrator.testing.processes import WORKER_COMMAND, free_port, worker_environment
 from orchestrator.worker import limiter_settings, retry_policy
 
 PEERS = ("legacy", "standard", "adaptive")
@@ -107,12 +108,6 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- servers in their own processes ---------------------------------------------------------
@@ -352,16 +347,13 @@ class WorkerProcess:
             "ledger": f"sqlite:///{workdir}/ledger-{self.metrics_port}.db",
             **{k: str(v) for k, v in settings.items()},
         }
-        env = child_env(
-            **{f"ORCHESTRATOR_{k.upper()}": v for k, v in values.items()}, **(env or {})
-        )
-        env["ORCHESTRATOR_LOG_LEVEL"] = settings.get("log_level", "INFO")
+        values.setdefault("log_level", "INFO")
+        env = worker_environment(values, base=child_env(**(env or {})))
         self.log_path = f"{workdir}/worker-{self.metrics_port}.log"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.cli", "run"],
-                env=env, stdout=log, stderr=log, cwd=cwd,
-            )  # fmt: skip
+                list(WORKER_COMMAND), env=env, stdout=log, stderr=log, cwd=cwd
+            )
 
     def wait_ready(self, deadline: float = 60.0) -> None:
         until = time.monotonic() + deadline

@@ -53,6 +53,7 @@ from orchestrator.testing import (
     stop_process,
     storage_request,
 )
+from orchestrator.testing.processes import free_port
 from orchestrator.worker import Started, Worker
 
 ROOT = Path(__file__).parents[1]
@@ -268,12 +269,6 @@ async def amplify_client_on(url: str) -> AsyncIterator[Any]:
 
 
 # --- a real Prometheus -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

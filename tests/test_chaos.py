@@ -1,4 +1,5 @@
-"""Small versions of `make chaos` (bench/chaos.py): real worker processes, real faults.
+"""Small versions of `make chaos` (orchestrator/testing/chaos.py): real worker processes,
+real faults.
 
 Each scenario asserts the same invariants: every request has an outcome and all its events are
 identical, no resource was mutated twice, no two jobs overlapped on one environment, and the
@@ -13,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from bench import chaos
 from orchestrator.emulator import EmulatorConfig
+from orchestrator.testing import chaos
+from orchestrator.testing.invariants import Report, Stack
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -27,11 +29,11 @@ def emulator_config() -> EmulatorConfig:
 
 
 @pytest.fixture
-def stack(sqs: Any, moto_sqs: str, emulator: Any, tmp_path: Path) -> chaos.Stack:
-    return chaos.Stack(sqs, moto_sqs, emulator, tmp_path)
+def stack(sqs: Any, moto_sqs: str, emulator: Any, tmp_path: Path) -> Stack:
+    return Stack(sqs, moto_sqs, emulator, tmp_path)
 
 
-def assert_clean(report: chaos.Report) -> None:
+def assert_clean(report: Report) -> None:
     assert report.lost == 0, asdict(report)
     assert report.inconsistent == 0, asdict(report)
     assert report.duplicates == 0, asdict(report)
@@ -45,12 +47,12 @@ def assert_clean(report: chaos.Report) -> None:
     "variant",
     # The two most unlike the emulator's default (newest first, ISO); tests/test_exactly_once.py
     # covers every order and format without kills, `make chaos` every pair with them, and its
-    # plain kill -9 scenario (bench/chaos.py kill_restart, which these runs go through) at scale.
+    # plain kill -9 scenario (chaos.kill_restart, which these runs go through) at scale.
     [("oldest", "epoch_s"), ("unordered", "epoch_ms")],
     ids=lambda v: f"{v[0]}-{v[1]}",
 )
 async def test_kill_9_and_lost_answers_on_every_kind_of_service(
-    stack: chaos.Stack, variant: tuple[str, str]
+    stack: Stack, variant: tuple[str, str]
 ) -> None:
     """1. The service lists jobs in the variant's order, writes timestamps in its format, holds
        50 finished jobs per environment and lists new jobs 0.3 s late; ~9% of mutation answers
@@ -64,7 +66,7 @@ async def test_kill_9_and_lost_answers_on_every_kind_of_service(
 
 
 async def test_api_faults_are_retried_or_reconciled_without_duplicates(
-    stack: chaos.Stack,
+    stack: Stack,
 ) -> None:
     """1. The emulator answers 10% 504 (no effect), 5% 500 after the effect, 2% connection
        resets, 5% one-second latency spikes.
@@ -76,7 +78,7 @@ async def test_api_faults_are_retried_or_reconciled_without_duplicates(
     assert report.injected and "504" in report.injected
 
 
-async def test_sqs_outage_makes_the_worker_unready_then_it_recovers(stack: chaos.Stack) -> None:
+async def test_sqs_outage_makes_the_worker_unready_then_it_recovers(stack: Stack) -> None:
     """1. The worker reaches SQS through a proxy; mid-run the proxy refuses everything for 3 s.
     2. /readyz answers 503 during the outage, the process stays up, /readyz is 200 again after,
        and every request finishes with nothing lost."""
@@ -88,7 +90,7 @@ async def test_sqs_outage_makes_the_worker_unready_then_it_recovers(stack: chaos
 
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 async def test_three_replicas_on_dynamodb_never_overlap(
-    stack: chaos.Stack, ledger_table: str, fifo: bool
+    stack: Stack, ledger_table: str, fifo: bool
 ) -> None:
     """1. Three worker processes share one queue (standard: leases in the ledger serialise an
        environment; FIFO: MessageGroupId = AppId/BackendEnvironmentName) and a DynamoDB ledger

@@ -8,7 +8,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from orchestrator.testing import Queues, drain, running_worker, send, stop_process, storage_request
+from orchestrator.testing.processes import free_port
 
 ROOT = Path(__file__).parents[1]
 GRAFANA = ROOT / "grafana"
@@ -168,12 +168,6 @@ def test_every_dashboard_query_parses(tmp_path: Path) -> None:
 
 
 # --- a real Prometheus ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

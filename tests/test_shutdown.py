@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from orchestrator.emulator import EmulatorConfig
@@ -21,6 +16,7 @@ from orchestrator.testing import (
     Queues,
     drain,
     drain_requests,
+    processes,
     queue_counts,
     running_worker,
     send,
@@ -61,17 +57,15 @@ def emulator_config(case: tuple[float, str, str]) -> EmulatorConfig:
 def worker_environment(
     queues: Queues, emulator_url: str, grace: float, ledger: str
 ) -> dict[str, str]:
-    env = dict(os.environ)
-    env["AWS_ENDPOINT_URL_AMPLIFYBACKEND"] = emulator_url
-    env.update({f"ORCHESTRATOR_{name.upper()}": str(value) for name, value in FAST.items()})
-    env.update(
-        ORCHESTRATOR_QUEUE_URL=queues.main,
-        ORCHESTRATOR_RESULTS_QUEUE_URL=queues.results,
-        ORCHESTRATOR_SHUTDOWN_GRACE=str(grace),
-        ORCHESTRATOR_CONCURRENCY="8",
-        ORCHESTRATOR_LEDGER=ledger,
-    )
-    return env
+    settings = {
+        **FAST,
+        "queue_url": queues.main,
+        "results_queue_url": queues.results,
+        "shutdown_grace": grace,
+        "concurrency": 8,
+        "ledger": ledger,
+    }
+    return processes.worker_environment(settings, amplify_url=emulator_url)
 
 
 async def test_sigterm_mid_run_loses_nothing(
@@ -91,15 +85,11 @@ async def test_sigterm_mid_run_loses_nothing(
     await send(sqs, queues.main, bodies)
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     env = worker_environment(queues, emulator.url, grace, ledger)
-    command = [sys.executable, "-m", "orchestrator.cli", "run"]
-    async with await anyio.open_process(command, env=env) as process:
+    async with processes.WorkerProcesses(env, tmp_path / "worker.log") as workers:
+        process = await workers.start()
         first = await drain(sqs, queues.results, 3, deadline=30)
-        signalled = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        with anyio.fail_after(grace + 10):
-            code = await process.wait()
-        stopped_in = time.monotonic() - signalled
-    assert code == 0
+        code, stopped_in = await workers.terminate(process, deadline=grace + 10)
+    assert code == 0, workers.log()
     assert stopped_in < grace + 10
     async with open_ledger(ledger) as records:  # a step let go mid-dispatch says when
         for record in await records.find("IN_PROGRESS", 100):

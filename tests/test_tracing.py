@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import uuid
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from orchestrator.testing import (
     auth_request,
     drain,
     emulated_api,
+    processes,
     running_worker,
     storage_request,
 )
@@ -496,33 +496,23 @@ async def test_orchestrator_run_exports_to_an_otlp_receiver(
         MessageBody=json.dumps(storage_request("e2e-1", "app1", "dev", "s1")),
         MessageAttributes={"traceparent": {"DataType": "String", "StringValue": traceparent}},
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update({f"ORCHESTRATOR_{name.upper()}": str(value) for name, value in FAST.items()})
-    env.update(
-        AWS_ENDPOINT_URL_AMPLIFYBACKEND=emulator.url,
-        ORCHESTRATOR_QUEUE_URL=queues.main,
-        ORCHESTRATOR_RESULTS_QUEUE_URL=queues.results,
-        ORCHESTRATOR_LEDGER=f"sqlite:///{tmp_path / 'ledger.db'}",
-        OTEL_BSP_SCHEDULE_DELAY="600000",
-    )
-    log_path = tmp_path / "worker.log"
-    command = [sys.executable, "-m", "orchestrator.cli", "run"]
+    settings = {
+        **FAST,
+        "queue_url": queues.main,
+        "results_queue_url": queues.results,
+        "ledger": f"sqlite:///{tmp_path / 'ledger.db'}",
+    }
+    env = processes.worker_environment(settings, amplify_url=emulator.url, without=["OTEL_"])
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "600000"
     async with otlp_receiver() as receiver:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
-        with log_path.open("wb") as log_file:
-            process = await anyio.open_process(command, env=env, stdout=log_file, stderr=log_file)
-            async with process:
-                try:
-                    (outcome,) = await drain(sqs, queues.results, 1, deadline=60, attributes=True)
-                    exported_before_stop = list(receiver.spans)
-                    process.send_signal(signal.SIGTERM)
-                    with anyio.fail_after(30):
-                        code = await process.wait()
-                finally:
-                    if process.returncode is None:
-                        process.kill()
+        async with processes.WorkerProcesses(env, tmp_path / "worker.log") as workers:
+            process = await workers.start()
+            (outcome,) = await drain(sqs, queues.results, 1, deadline=60, attributes=True)
+            exported_before_stop = list(receiver.spans)
+            code, _ = await workers.terminate(process, deadline=30)
         await receiver.wait_for(lambda spans: bool(_consumers(spans, queues.main)), deadline=5)
-    assert code == 0, log_path.read_text()
+    assert code == 0, workers.log()
     assert exported_before_stop == []
     (consumer,) = _consumers(receiver.spans, queues.main)
     assert consumer.resource["service.name"] == "orchestrator"
@@ -537,7 +527,7 @@ async def test_orchestrator_run_exports_to_an_otlp_receiver(
     attribute = outcome["MessageAttributes"]["traceparent"]["StringValue"]
     assert sampled_ids(attribute) == (consumer.trace_id, send.span_id)
     assert json.loads(outcome["Body"])["trace_id"] == consumer.trace_id
-    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in workers.log().splitlines() if line.startswith("{")]
     started = next(line for line in lines if line["event"] == "worker_started")
     assert started["tracing"] is True
     about = [line for line in lines if line.get("request_id") == "e2e-1"]
