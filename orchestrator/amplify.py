@@ -20,7 +20,7 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from orchestrator import logs, servicemodel
-from orchestrator.aws import map_error, result_label
+from orchestrator.aws import map_error
 from orchestrator.backoff import RetryPolicy
 from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.errors import OrchestratorError, RetriesExhausted, Throttled, TransientError
@@ -139,8 +139,8 @@ class AmplifyApi:
         return response
 
     def _observe(self, operation: str, reason: str, started: float) -> None:
-        self._metrics.api_calls.labels(operation, result_label(reason)).inc()
-        logs.count_call(result_label(reason))  # the request's tally for `request_finished`
+        self._metrics.api_calls.labels(operation, reason).inc()
+        logs.count_call(reason)  # the request's tally for `request_finished`
         self._metrics.api_call_duration.labels(operation).observe(time.perf_counter() - started)
         self._metrics.limiter_rate.set(self._limiter.rate)
 

@@ -36,12 +36,6 @@ _NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
 _MAYBE_SENT = (ConnectionClosedError, ReadTimeoutError, aiohttp.ClientError)
 #: Set on a botocore exception by the client that raised it: the service it could not reach.
 _SERVICE_ATTRIBUTE = "orchestrator_service"
-_RESULT_BY_REASON = {
-    "throttled": "throttled",
-    "server_error": "server_error",
-    "connection_error": "connection_error",
-    "client_error": "client_error",
-}
 
 
 def map_error(exc: Exception, secrets: frozenset[str] = frozenset()) -> OrchestratorError:
@@ -77,11 +71,6 @@ def _name_errors(client: Any) -> None:
         setattr(exception, _SERVICE_ATTRIBUTE, str(service_id))
 
     client.meta.events.register(f"after-call-error.{service_id.hyphenize()}", tag)
-
-
-def result_label(reason: str) -> str:
-    """The bounded ``result`` label of an API call metric for an error reason."""
-    return _RESULT_BY_REASON.get(reason, reason)
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from orchestrator import defaults, logs
 from orchestrator.backoff import RetryPolicy
+from orchestrator.delivery import Prepare
 from orchestrator.errors import OrchestratorError, SlotsClosed
 from orchestrator.fairness import FairSlots
 from orchestrator.metrics import Metrics
@@ -35,37 +36,6 @@ from orchestrator.sqs import MAX_BATCH, Message, Sqs, failed_messages
 
 log = logs.get_logger("orchestrator.consumer")
 T = TypeVar("T")
-
-
-class Delivery(Protocol):
-    """A received message made ready to run: read once (a change request parsed, or the reason
-    it is rejected), so that its fairness key needs no second look at the body."""
-
-    @property
-    def fairness_key(self) -> str: ...
-
-    async def run(self) -> None:
-        """Handle the message; returning means it may be deleted."""
-
-
-#: Makes each received message a :class:`Delivery` (RequestProcessor.prepare).
-Prepare = Callable[[Message], Delivery]
-Handler = Callable[[Message], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class _Unkeyed:
-    handler: Handler
-    message: Message
-    fairness_key: str = ""
-
-    async def run(self) -> None:
-        await self.handler(self.message)
-
-
-def unkeyed(handler: Handler) -> Prepare:
-    """A plain message handler as a :data:`Prepare`: every message under one fairness key."""
-    return lambda message: _Unkeyed(handler, message)
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,6 @@ class _Progress:
         self._m = metrics
         self.total = total
 
-    def _sample(self, name: str, **labels: str) -> float:
-        return self._m.registry.get_sample_value(name, labels) or 0.0
-
     def _outcomes(self) -> dict[str, float]:
         totals = {"SUCCEEDED": 0.0, "FAILED": 0.0, "REJECTED": 0.0}
         for metric in self._m.requests.collect():

@@ -9,9 +9,10 @@
   that no earlier step's job (of a worker that died or shut down) still runs there; CloneBackend
   holds its target environment too, the two in a fixed (sorted) order.
 * A mutation that failed ambiguously (5xx, lost connection: it may have taken effect), or was
-  interrupted, is reconciled (:mod:`orchestrator.reconcile`) before anything is sent again: the
-  job it made is adopted; it is sent again only when the listing proves it made none; when
-  neither can be established the step ends FAILED ``effect_unknown``. Every job id is claimed
+  interrupted, is reconciled (:mod:`orchestrator.mutation`, :mod:`orchestrator.reconcile`)
+  before anything is sent again: the job it made is adopted; it is sent again only when the
+  listing proves it made none; when neither can be established the step ends FAILED
+  ``effect_unknown``. Every job id is claimed
   in the ledger by the step whose call made it, so a step's job id is always its own.
 """
 
@@ -20,24 +21,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import structlog
 
-from orchestrator import defaults, logs, servicemodel
+from orchestrator import defaults, logs
 from orchestrator.amplify import AmplifyApi
 from orchestrator.backoff import RetryPolicy
 from orchestrator.clock import Clock, MonotonicClock, wall_time
 from orchestrator.errors import (
-    EffectUnknown,
     JobFailed,
     JobTimedOut,
     LedgerConflict,
     OrchestratorError,
     PermanentError,
-    RetriesExhausted,
-    TransientError,
 )
 from orchestrator.fence import EnvFence, step_owner
 from orchestrator.keyed import KeyedTurns
@@ -45,6 +42,7 @@ from orchestrator.ledger import Ledger, LedgerRecord
 from orchestrator.ledger.lease import Leases
 from orchestrator.messages import ChangeRequest, EnvKey, Step
 from orchestrator.metrics import Metrics
+from orchestrator.mutation import MutationSender, is_tracked
 from orchestrator.outcome import (
     DISPATCHED,
     DISPATCHING,
@@ -54,7 +52,7 @@ from orchestrator.outcome import (
     StepRecord,
     utc_now,
 )
-from orchestrator.reconcile import Attempt, Finding, Reconciler, ReconcileSettings, Verdict
+from orchestrator.reconcile import Reconciler, ReconcileSettings
 from orchestrator.tracing import current_trace_id
 from orchestrator.tracker import JobTracker
 
@@ -90,6 +88,9 @@ class Dispatcher:
         self._reconciler = Reconciler(api, ledger, self._s.reconcile, self._clock)
         self._fence = EnvFence(
             ledger, self._reconciler, tracker, self._metrics, self._s.job_timeout
+        )
+        self._sender = MutationSender(
+            api, leases, self._reconciler, policy, self._clock, self._metrics
         )
         #: In-process turns by lease name: the tasks of this process queue here, so only one
         #: of them at a time polls the ledger for the lease of the same name.
@@ -178,7 +179,7 @@ class Dispatcher:
             async with self._holding(_environments(step)):
                 entry.started_at = entry.started_at or utc_now()
                 try:
-                    for key in _environments(step) if _is_tracked(step) else []:
+                    for key in _environments(step) if is_tracked(step) else []:
                         await self._fence.clear(key, owner)
                     await self._ensure_dispatched(step, entry, record, request.secrets, owner)
                 except BaseException:
@@ -222,16 +223,16 @@ class Dispatcher:
             return
         response = None
         if entry.phase == DISPATCHING and entry.dispatch_began is not None:
-            attempt = self._attempt(step, owner, entry.dispatch_began, entry.dispatch_until)
-            response = await self._reconcile(attempt, step)
+            attempt = self._sender.attempt(step, owner, entry.dispatch_began, entry.dispatch_until)
+            response = await self._sender.reconcile(attempt, step)
         if response is None:
-            for key in _environments(step) if _is_tracked(step) else []:
+            for key in _environments(step) if is_tracked(step) else []:
                 await self._fence.enter(key, owner)
             entry.phase, entry.dispatch_began = DISPATCHING, wall_time()
             entry.dispatch_until, entry.environment = None, step.environment or None
             await self._ledger.save(record)
-            leases = self._lease_keys(step, record.request_id)
-            response = await self._dispatch(step, secrets, entry, owner, leases)
+            leases = [_request_lease(record.request_id), *map(_env_lease, _environments(step))]
+            response = await self._sender.send(step, secrets, entry, owner, leases)
         entry.job_id = response.get("JobId")
         entry.environment = response.get("BackendEnvironmentName") or step.environment
         entry.phase = DISPATCHED
@@ -261,69 +262,6 @@ class Dispatcher:
                 f"job {entry.job_id} ended {result.status}: {result.error or 'no error'}"
             )
 
-    async def _dispatch(
-        self,
-        step: Step,
-        secrets: frozenset[str],
-        entry: StepRecord,
-        owner: str,
-        leases: list[str],
-    ) -> dict[str, Any]:
-        """Send the mutation (again only after the listing proved the last send made no job),
-        each time just after renewing the leases it is sent under."""
-        tracked = _is_tracked(step)
-        # The budget counts every send of this step, over all its deliveries (in the ledger).
-        for attempt in self._policy.attempts(first=entry.attempts + 1):
-            await self._leases.confirm(leases)
-            entry.attempts = attempt.number
-            began = wall_time()
-            try:
-                return await self._api.call(
-                    step.operation, step.params, retry_ambiguous=not tracked, secrets=secrets
-                )
-            except TransientError as exc:
-                log.warning("ambiguous_failure", error=servicemodel.scrub(str(exc), secrets))
-                adopted = await self._reconcile(
-                    self._attempt(step, owner, began, wall_time()), step
-                )
-                if adopted is not None:
-                    return adopted
-                if attempt.last:
-                    raise RetriesExhausted(f"{step.operation}: {exc}") from exc
-                await attempt.backoff(self._clock)
-        raise AssertionError("unreachable: attempts() never ends")
-
-    def _lease_keys(self, step: Step, request_id: str) -> list[str]:
-        keys = [_env_lease(key) for key in _environments(step)]
-        return [_request_lease(request_id), *keys]
-
-    def _attempt(self, step: Step, owner: str, began: float, until: float | None) -> Attempt:
-        return Attempt(step.app_id, step.environment, step.operation, owner, began, until)
-
-    async def _reconcile(self, attempt: Attempt, step: Step) -> dict[str, Any] | None:
-        """The job the call made (adopted), None when it provably made none, or EffectUnknown."""
-        if not _is_tracked(step):
-            return None
-        finding = await self._reconciler.find(attempt)
-        self._metrics.reconciliations.labels(str(finding.verdict)).inc()
-        if finding.verdict is Verdict.FOUND and finding.job is not None:
-            log.info("reconciled", job_id=finding.job.get("JobId"))
-            return {**finding.job, "BackendEnvironmentName": step.environment}
-        if finding.verdict is Verdict.UNKNOWN:
-            raise self._effect_unknown(step, finding)
-        log.info("reconciled_absent")
-        return None
-
-    def _effect_unknown(self, step: Step, finding: Finding) -> EffectUnknown:
-        self._metrics.effect_unknown.labels(step.operation).inc()
-        candidates = ", ".join(finding.candidates) or "none listed"
-        log.error("effect_unknown", why=finding.why, candidates=list(finding.candidates))
-        return EffectUnknown(
-            f"{step.operation}: the answer was lost and whether it took effect cannot be"
-            f" established ({finding.why}); not sent again. Candidate jobs: {candidates}",
-            finding.candidates,
-        )
-
     @contextlib.asynccontextmanager
     async def _exclusive(self, lease: str) -> AsyncIterator[None]:
         """In this process a turn, across processes the lease of the same name."""
@@ -335,10 +273,6 @@ def _failed_status(record: StepRecord, exc: PermanentError) -> str:
     if record.phase == DONE:
         return record.status
     return "TIMED_OUT" if isinstance(exc, JobTimedOut) else "FAILED"
-
-
-def _is_tracked(step: Step) -> bool:
-    return servicemodel.creates_job(step.operation) and bool(step.environment)
 
 
 def _environments(step: Step) -> list[EnvKey]:

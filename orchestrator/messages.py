@@ -65,9 +65,6 @@ class Step:
     def env_key(self) -> EnvKey:
         return (self.app_id, self.environment)
 
-    def safe_params(self) -> dict[str, Any]:
-        return servicemodel.redact_params(self.operation, self.params)
-
 
 @dataclass(frozen=True)
 class ChangeRequest:

@@ -3,26 +3,20 @@
 The consumer deletes the message once :meth:`RequestProcessor.process` returns, so returning
 means "the outcome has been reported"; when it could not be (SQS unreachable) ``process``
 raises and the consumer keeps the message for a later delivery. Reporting (outcome event, DLQ
-move) is shielded from cancellation: once a request has an outcome, shutdown cannot separate it
-from its report.
+move: :mod:`orchestrator.reporting`) is shielded from cancellation: once a request has an
+outcome, shutdown cannot separate it from its report.
 
 With tracing on, each delivery is one CONSUMER span linked to the producer's context (the
-request id, outcome and reason are its attributes), and the outcome event and the DLQ move are
-PRODUCER spans whose ``traceparent`` travels in the message attributes (orchestrator.tracing).
+request id, outcome and reason are its attributes; orchestrator.tracing).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 import anyio
 import structlog
-from opentelemetry import trace
-from opentelemetry.trace import StatusCode
 
 from orchestrator import logs
 from orchestrator.authorization import SenderPolicy
@@ -34,7 +28,6 @@ from orchestrator.errors import (
     LeaseLost,
     LedgerConflict,
     OrchestratorError,
-    PermanentError,
     RequestRejected,
 )
 from orchestrator.ledger import Ledger, LedgerRecord
@@ -46,11 +39,11 @@ from orchestrator.messages import (
 )
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
+from orchestrator.reporting import Reporter
 from orchestrator.sqs import Message, Sqs
-from orchestrator.tracing import NO_TRACER, Tracer, current_trace_id
+from orchestrator.tracing import NO_TRACER, Tracer
 
 log = logs.get_logger("orchestrator.request")
-MAX_ATTRIBUTE_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -71,7 +64,7 @@ class Destinations:
 @dataclass(frozen=True)
 class ParsedMessage:
     """A received message read once: its change request, or why it is rejected (a
-    :class:`orchestrator.consumer.Delivery`)."""
+    :class:`orchestrator.delivery.Delivery`)."""
 
     processor: RequestProcessor
     message: Message
@@ -99,15 +92,21 @@ class RequestProcessor:
         tracer: Tracer = NO_TRACER,
         clock: Clock | None = None,
     ) -> None:
-        self._clock = clock or MonotonicClock()
         self._tracer = tracer
         self._senders = senders
-        self._sqs = sqs
         self._dispatcher = dispatcher
         self._ledger = ledger
         self._to = destinations
         self._metrics = metrics
-        self._policy = policy
+        self._reporter = Reporter(
+            sqs,
+            destinations.results_queue_url,
+            destinations.dlq_url,
+            metrics,
+            policy,
+            tracer,
+            clock or MonotonicClock(),
+        )
 
     def prepare(self, message: Message) -> ParsedMessage:
         """Parse the message once, on receipt (the consumer's fairness key is its app)."""
@@ -196,7 +195,9 @@ class RequestProcessor:
         finally:
             self._metrics.requests_in_progress.dec()
         with anyio.CancelScope(shield=True):
-            await self._report(outcome, request.reply_to, started, calls, message.message_id)
+            await self._reporter.report(
+                outcome, request.reply_to, started, calls, message.message_id
+            )
 
     async def _give_up(
         self, message: Message, request: ChangeRequest, exc: Exception, started: float
@@ -210,7 +211,9 @@ class RequestProcessor:
         if record is not None and record.outcome is not None:
             log.info("request_already_finished", deliveries=record.deliveries)
             stored = RequestOutcome.from_json(record.outcome)
-            await self._report(stored, request.reply_to, started, message_id=message.message_id)
+            await self._reporter.report(
+                stored, request.reply_to, started, message_id=message.message_id
+            )
             return
         reason = "delivery_attempts_exhausted"
         error = request.scrub(f"gave up after {message.receive_count} deliveries: {exc}")
@@ -220,8 +223,8 @@ class RequestProcessor:
             request.request_id, Outcome.FAILED, reason, error, steps, message.message_id
         )
         outcome.warnings = request.warnings()
-        await self._report(outcome, request.reply_to, started)
-        await self._dead_letter(message, reason, error, request.request_id)
+        await self._reporter.report(outcome, request.reply_to, started)
+        await self._reporter.dead_letter(message, reason, error, request.request_id)
 
     async def _record_so_far(self, request_id: str) -> LedgerRecord | None:
         try:
@@ -243,8 +246,8 @@ class RequestProcessor:
                 request_id, Outcome.REJECTED, exc.reason, str(exc), message_id=message.message_id
             )
             await self._record_rejection(request_id or f"message:{message.message_id}", outcome)
-            await self._dead_letter(message, exc.reason, str(exc), request_id)
-            await self._report(outcome, best_effort_reply_to(message.body), started)
+            await self._reporter.dead_letter(message, exc.reason, str(exc), request_id)
+            await self._reporter.report(outcome, best_effort_reply_to(message.body), started)
 
     async def _record_rejection(self, key: str, outcome: RequestOutcome) -> None:
         """A minimal ledger record, so that ``inspect`` and ``requests --status REJECTED`` find
@@ -253,152 +256,5 @@ class RequestProcessor:
             if await self._ledger.get(key) is None:
                 record = LedgerRecord(key, status=str(outcome.outcome), outcome=outcome.to_json())
                 await self._ledger.save(record)
-        except Exception as exc:  # only bookkeeping: the DLQ and the outcome event still follow
+        except OrchestratorError as exc:  # bookkeeping only: the DLQ and the outcome still follow
             log.warning("rejection_not_recorded", error=str(exc))
-
-    async def _dead_letter(
-        self, message: Message, reason: str, error: str, request_id: str | None
-    ) -> None:
-        """Move the message's body to the DLQ. Raises :class:`DeliveryFailed` when the DLQ does
-        not take it, so the message is kept on the change queue: never deleted unless moved."""
-        attributes = {
-            "reason": reason,
-            "error": error[:MAX_ATTRIBUTE_CHARS],
-            "request_id": request_id or "",
-            "source_message_id": message.message_id,
-        }
-        try:
-            await self._deliver(
-                self._to.dlq_url,
-                message.body,
-                attributes,
-                what="dlq",
-                dedup=message.message_id,
-                group=message.group_id,  # a FIFO request keeps its group on the DLQ
-            )
-        except DeliveryFailed as exc:
-            self._metrics.dlq_move_failures.labels(reason).inc()
-            log.error(
-                "dlq_move_failed", message_id=message.message_id, reason=reason, error=str(exc)
-            )
-            raise
-        self._metrics.dlq_moves.labels(reason).inc()
-
-    async def _report(
-        self,
-        outcome: RequestOutcome,
-        reply_to: str | None,
-        started: float,
-        calls: Counter[str] | None = None,
-        message_id: str | None = None,
-    ) -> None:
-        """Send the outcome event and write the canonical ``request_finished`` line, which names
-        ``message_id``, the message being handled (a finished request's stored event names the
-        delivery that ran it)."""
-        duration = time.perf_counter() - started
-        trace_id = current_trace_id() if self._tracer.enabled else None
-        if trace_id:
-            self._trace_outcome(outcome, trace_id)
-        destination = reply_to or self._to.results_queue_url
-        if destination:
-            fifo = destination.endswith(".fifo")
-            dedup = outcome.dedup_id() if outcome.trace_id and fifo else None
-            body = outcome.to_json()
-            await self._deliver(destination, body, None, what="outcome", dedup=dedup)
-        self._metrics.requests.labels(str(outcome.outcome), outcome.reason).inc()
-        exemplar = {"trace_id": trace_id} if trace_id else None
-        self._metrics.request_duration.labels(str(outcome.outcome)).observe(duration, exemplar)
-        for warning in outcome.warnings:
-            self._metrics.deprecated_members.labels(warning["operation"], warning["member"]).inc()
-        extra = {"warnings": outcome.warnings} if outcome.warnings else {}
-        level = log.info if outcome.outcome is Outcome.SUCCEEDED else log.warning
-        level(
-            "request_finished",
-            outcome=str(outcome.outcome),
-            reason=outcome.reason,
-            error=outcome.error,
-            message_id=message_id or outcome.message_id,
-            job_ids=[step.job_id for step in outcome.steps if step.job_id],
-            steps=[
-                {
-                    "operation": s.operation,
-                    "job_id": s.job_id,
-                    "status": s.status,
-                    "attempts": s.attempts,
-                    "duration_s": _seconds_between(s.started_at, s.finished_at),
-                }
-                for s in outcome.steps
-            ],
-            api_calls=sum(calls.values()) if calls else 0,
-            throttles=calls["throttled"] if calls else 0,
-            duration_s=round(duration, 3),
-            **extra,
-        )
-
-    def _trace_outcome(self, outcome: RequestOutcome, trace_id: str) -> None:
-        """The outcome on the delivery's span; the event names the trace (a stored outcome
-        re-sent keeps the trace of the delivery that ran the request)."""
-        outcome.trace_id = outcome.trace_id or trace_id
-        attributes = {
-            "orchestrator.outcome": str(outcome.outcome),
-            "orchestrator.reason": outcome.reason,
-        }
-        if outcome.request_id:
-            attributes["orchestrator.request_id"] = outcome.request_id
-        self._tracer.set_attributes(attributes)
-        if outcome.outcome is Outcome.FAILED:
-            span = trace.get_current_span()
-            span.set_status(StatusCode.ERROR, f"FAILED {outcome.reason}")
-
-    async def _deliver(
-        self,
-        queue_url: str,
-        body: str,
-        attributes: Mapping[str, str] | None,
-        *,
-        what: str,
-        dedup: str | None = None,
-        group: str | None = None,
-    ) -> None:
-        """One PRODUCER span (tracing on), its ``traceparent`` added to the attributes."""
-        with self._tracer.sending(queue_url, what):
-            attributes = self._tracer.inject(attributes)
-            await self._send(queue_url, body, attributes, what=what, dedup=dedup, group=group)
-
-    async def _send(
-        self,
-        queue_url: str,
-        body: str,
-        attributes: Mapping[str, str] | None,
-        *,
-        what: str,
-        dedup: str | None = None,
-        group: str | None = None,
-    ) -> None:
-        """Send with retries. While SQS is unreachable this raises :class:`DeliveryFailed`, so
-        the message is kept and comes back (the ledger re-sends the same outcome). An outcome
-        queue that refuses for good (a wrong ``reply_to``) gets the event logged whole instead;
-        a DLQ that refuses for good raises :class:`DeliveryFailed` at once."""
-        for attempt in self._policy.attempts():
-            try:
-                await self._sqs.send(queue_url, body, attributes, group=group or what, dedup=dedup)
-                return
-            except PermanentError as exc:
-                if what != "outcome":
-                    raise DeliveryFailed(f"{what} {queue_url} refused the message: {exc}") from exc
-                log.error(
-                    "not_delivered", what=what, queue_url=queue_url, error=str(exc), body=body
-                )
-                return
-            except OrchestratorError as exc:
-                if attempt.last:
-                    raise DeliveryFailed(f"{what} not sent to {queue_url}: {exc}") from exc
-                await attempt.backoff(self._clock)
-
-
-def _seconds_between(started: str | None, finished: str | None) -> float | None:
-    """A step's duration from its ISO timestamps (None until it has both)."""
-    if not started or not finished:
-        return None
-    delta = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
-    return round(delta.total_seconds(), 3)

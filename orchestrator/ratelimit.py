@@ -1,39 +1,10 @@
 """Adaptive client-side rate limiter shared by every task that calls AmplifyBackend.
 
-Pacing: a token bucket (capacity ``burst``) refilled at the current ``rate``; waiters queue
-FIFO behind one lock and re-read the rate after every sleep, so a rate cut applies at once to
-everybody already queued (no stale reservations turning into a retry storm).
-
-Adaptation (CUBIC, RFC 8312 shape, rates in calls/s):
-
-* **throttled** → the estimate ``e`` of what the service accepts from us: the allowed rate,
-  lowered to the rate actually sent if the callers used less than half of it, and to the rate
-  *accepted* (successes) over ``accepted_window`` once that window holds ``min_samples``
-  successes (fewer are noise, and a noisy minimum starves small clients). Then ``rate = beta *
-  e`` and ``w_max = e``, or ``e * (1 + beta) / 2`` when ``e`` fell more than
-  ``convergence_margin`` below the previous ``w_max`` (*fast convergence*: a client that had
-  more gives some up; the margin keeps a lone client's noise from lowering its plateau). Only
-  throttles of calls *sent after* the previous cut count: one congestion episode, one cut.
-* **success** → ``rate(t) = w_max + c * (t - K)**3``, ``K = cbrt((w_max - rate_after_cut) /
-  c)``, ``t`` seconds since the cut: recovery to ``w_max``, a plateau there, then an
-  accelerating probe beyond it. The growth is **absolute** (calls/s), the same for every client
-  sharing a limit, so multiplicative decrease moves uncoordinated clients towards equal shares.
-* **slow start** (before the first throttle, and again once the service accepted
-  ``rise_margin`` more than ``w_max`` over the last ``window``, i.e. the limit rose): the rate
-  doubles each time the callers fill it. The throttle that ends it estimates from the last
-  ``window`` only (the longer one still holds the slower past), keeps that lower bound as the
-  rate and aims ``w_max`` a cut above it; the next cut also uses the short window.
-
-Why these numbers (``python -m bench``, scenarios 1–3, and the simulation in
-tests/test_ratelimit.py): cutting from the accepted rather than the sent rate keeps the plateau
-at the limit, not above it, so probing (hence throttling) is rare; ``beta = 0.85`` keeps the
-post-cut dip within 10% of the limit on a 2 s average; ``c = 0.5`` makes a probe take ~3 s at
-any rate (≈ one throttle per 3 s at the limit) while the absolute growth still equalises three
-clients within ~15 s; the slow-start re-entry finds a limit that rose 8× within ~3 s.
-
-Fairness between apps (``fair_keys``): ``acquire(key)`` lets one task per key at a time into the
-FIFO, so tokens go to keys round-robin and one app's flood cannot queue ahead of another app's
-call (:class:`orchestrator.keyed.KeyedTurns`).
+A token bucket refilled at the current rate, waiters served FIFO; the rate adapts CUBIC-style:
+cut to ``beta`` × what the service was accepting on a throttle, grown back (absolute, cubic in
+the time since the cut) on success, doubled in slow start. ``acquire(key)`` with ``fair_keys``
+takes apps round-robin. The design, the adaptation rules and why these numbers:
+docs/ratelimit.md.
 """
 
 from __future__ import annotations

@@ -121,11 +121,6 @@ def _hints(shape: Shape | None, value: Any, path: str) -> Iterator[str]:
             yield from _hints(shape.value, item, path)
 
 
-def error_codes() -> frozenset[str]:
-    """Every error code the model declares for AmplifyBackend."""
-    return frozenset(shape.name for shape in service_model().error_shapes)
-
-
 def error_status(code: str) -> int:
     """The HTTP status the model gives an error code (500 for undeclared codes)."""
     for shape in service_model().error_shapes:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.aws import map_error, result_label
+from orchestrator.aws import map_error
 from orchestrator.clock import wall_time
 from orchestrator.metrics import Metrics
 
@@ -51,7 +51,7 @@ class Sqs:
             response: dict[str, Any] = await getattr(self._client, method)(**params)
         except Exception as exc:  # mapped at the boundary; unknown types re-raise
             error = map_error(exc)
-            self._metrics.sqs_calls.labels(operation, result_label(error.reason)).inc()
+            self._metrics.sqs_calls.labels(operation, error.reason).inc()
             raise error from exc
         self._metrics.sqs_calls.labels(operation, "ok").inc()
         return response

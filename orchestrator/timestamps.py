@@ -20,6 +20,8 @@ import math
 import re
 from datetime import UTC, datetime
 
+from orchestrator.clock import wall_time
+
 _MS_THRESHOLD = 1e10
 _NUMBER = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*$")
 _ISO_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
@@ -69,3 +71,9 @@ def _iso(text: str) -> float | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
+
+
+def detection_delay(update_time: str | None) -> float | None:
+    """Seconds from a job's terminal UpdateTime to now (None when it cannot be parsed)."""
+    stamp = parse_timestamp(update_time)
+    return None if stamp is None else max(0.0, wall_time() - stamp)

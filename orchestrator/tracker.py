@@ -11,10 +11,9 @@ due, the environment's jobs are looked at in whichever way costs fewer calls:
 * or one sweep of the environment's pages, when more jobs are due than the last sweep took
   pages (it stops once every tracked job has been seen, never on a belief about the order).
 
-Each round's due time is coalesced (moved by at most 5% of the gap onto a shared grid) so that
-environments falling due together are looked at together. A job not listed yet is tolerated
-for ``list_grace`` seconds (the service is eventually consistent). Checks go through the same
-rate limiter and retries as every other call.
+Due times are coalesced (:func:`orchestrator.schedule.coalesce`): environments falling due
+together are looked at together. A job not listed yet is tolerated for ``list_grace`` seconds
+(the service is eventually consistent). Checks share every call's rate limiter and retries.
 
 Tracing: each :meth:`JobTracker.wait` is a ``job wait`` span of the waiting request (each status
 change an event on it); a check by JobId runs inside that span, so its ListBackendJobs call is
@@ -24,7 +23,6 @@ in the request's trace; a sweep is a trace of its own, linked to the waits it se
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +33,12 @@ from opentelemetry.trace import INVALID_SPAN, Span, StatusCode
 
 from orchestrator import defaults, logs, servicemodel
 from orchestrator.amplify import AmplifyApi
-from orchestrator.clock import Clock, MonotonicClock, wall_time
+from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.errors import JobTimedOut, OrchestratorError
 from orchestrator.messages import EnvKey
 from orchestrator.metrics import Metrics
-from orchestrator.schedule import Durations, ScheduleSettings
-from orchestrator.timestamps import parse_timestamp
+from orchestrator.schedule import Durations, ScheduleSettings, coalesce
+from orchestrator.timestamps import detection_delay, parse_timestamp
 from orchestrator.tracing import NO_TRACER, Tracer
 
 log = logs.get_logger("orchestrator.tracker")
@@ -300,20 +298,3 @@ def _job_result(span: Span, result: JobResult) -> None:
     )
     if result.status != "COMPLETED":
         span.set_status(StatusCode.ERROR, f"job ended {result.status}")
-
-
-def coalesce(deadline: float, interval: float, slack: float = 0.1) -> float:
-    """Timer coalescing: ``deadline`` moved to the nearest multiple of a step (the power of two
-    nearest below ``slack * interval``), at most half a step away. Environments whose sweeps
-    fall due within one step then sweep together, and calls made together cost a fraction of
-    the CPU of the same calls made one at a time (``python -m bench.call_shape``)."""
-    if slack * interval <= 0:
-        return deadline
-    step = 2.0 ** math.floor(math.log2(slack * interval))
-    return round(deadline / step) * step
-
-
-def detection_delay(update_time: str | None) -> float | None:
-    """Seconds from a job's terminal UpdateTime to now (None when it cannot be parsed)."""
-    stamp = parse_timestamp(update_time)
-    return None if stamp is None else max(0.0, wall_time() - stamp)

@@ -7,7 +7,8 @@ from typing import Any
 
 import anyio
 
-from orchestrator.consumer import Consumer, ConsumerSettings, unkeyed
+from orchestrator.consumer import Consumer, ConsumerSettings
+from orchestrator.delivery import unkeyed
 from orchestrator.metrics import Metrics
 from orchestrator.sqs import Message, Sqs
 from orchestrator.testing import Queues, queue_counts, send

@@ -35,6 +35,7 @@ from orchestrator.testing import (
     send,
     storage_request,
 )
+from tests.clocks import ManualClock
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -278,13 +279,17 @@ async def test_a_lease_released_while_its_renewal_is_in_flight_stays_released(
 
 
 async def test_the_renewal_task_renews_every_third_of_the_ttl(ledger: Ledger) -> None:
+    """The renewal task re-acquires the held lease after each wait of ttl / 3 (a manual clock
+    records the waits): three renewals, 10 s apart for a 30 s lease."""
+    clock = ManualClock()
     gated = GatedLedger(ledger, count_to=4)  # the hold's own acquisition + 3 renewals
-    leases = Leases(gated, "w1", ttl=0.15)  # type: ignore[arg-type]
+    leases = Leases(gated, "w1", ttl=30, clock=clock)  # type: ignore[arg-type]
     async with anyio.create_task_group() as tg, leases.hold("env:a/dev"):
         await tg.start(leases.run)
         with anyio.fail_after(5):
             await gated.counted.wait()
         tg.cancel_scope.cancel()
+    assert clock.slept[:3] == [10.0, 10.0, 10.0]
 
 
 @pytest.fixture

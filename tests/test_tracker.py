@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from orchestrator.emulator import EmulatorHandle
 from orchestrator.metrics import Metrics
+from orchestrator.schedule import coalesce
 from orchestrator.testing import emulated_api, storage_request
-from orchestrator.tracker import JobTracker, TrackerSettings, coalesce
+from orchestrator.tracker import JobTracker, TrackerSettings
 
 
 @given(

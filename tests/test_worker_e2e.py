@@ -15,6 +15,7 @@ from orchestrator.testing import (
     amplify_client,
     auth_request,
     drain,
+    multi_step,
     queue_counts,
     running_worker,
     send,
@@ -69,45 +70,23 @@ async def test_steps_run_in_order_and_a_failed_step_ends_the_request(
     2. The first SUCCEEDS, each step starting after the previous one finished.
     3. The second is FAILED with reason job_failed; its third step never ran."""
     emulator.configure(fail_pattern="doomed")
-    good = {
-        "request_id": "multi-ok",
-        "steps": [
-            {
-                "operation": "CreateBackend",
-                "params": {"AppId": "app1", "AppName": "app1", "BackendEnvironmentName": "staging"},
-            },
-            {
-                k: v
-                for k, v in auth_request("x", "app1", "staging", "auth-s").items()
-                if k in ("operation", "params")
-            },
-            {
-                k: v
-                for k, v in storage_request("x", "app1", "staging", "files").items()
-                if k in ("operation", "params")
-            },
-        ],
+    new_env = {
+        "operation": "CreateBackend",
+        "params": {"AppId": "app1", "AppName": "app1", "BackendEnvironmentName": "staging"},
     }
-    bad = {
-        "request_id": "multi-bad",
-        "steps": [
-            {
-                k: v
-                for k, v in storage_request("x", "app2", "dev", "ok-store").items()
-                if k in ("operation", "params")
-            },
-            {
-                k: v
-                for k, v in storage_request("x", "app2", "dev", "doomed-store").items()
-                if k in ("operation", "params")
-            },
-            {
-                k: v
-                for k, v in storage_request("x", "app2", "dev", "never").items()
-                if k in ("operation", "params")
-            },
-        ],
-    }
+    good = multi_step(
+        "multi-ok",
+        new_env,
+        auth_request("x", "app1", "staging", "auth-s"),
+        storage_request("x", "app1", "staging", "files"),
+    )
+    bad = multi_step(
+        "multi-bad",
+        *(
+            storage_request("x", "app2", "dev", name)
+            for name in ("ok-store", "doomed-store", "never")
+        ),
+    )
     await send(sqs, queues.main, [good, bad])
     async with running_worker(queues.settings()):
         events = by_id(await drain(sqs, queues.results, 2))
