@@ -6,7 +6,7 @@ retries are off), feed the limiter, and on a transient error back off (capped, f
 try again. A call that may already have taken effect (5xx, lost connection) is not retried for
 a mutation: the caller gets an ambiguous :class:`TransientError` and must reconcile first.
 
-Each call is one CLIENT span (:meth:`orchestrator.tracing.Tracer.api_call`) over all its
+Each call is one CLIENT span (:meth:`orchestrator.spans.Tracer.api_call`) over all its
 attempts: a token wait, a throttle and a retry are events on it; a call that fails for good
 sets its status to ERROR with the (scrubbed) error.
 """
@@ -26,7 +26,7 @@ from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.errors import OrchestratorError, RetriesExhausted, Throttled, TransientError
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import AdaptiveRateLimiter
-from orchestrator.tracing import NO_TRACER, Tracer, record_error
+from orchestrator.spans import NO_TRACER, Tracer, record_error
 
 log = logs.get_logger("orchestrator.amplify")
 #: A client-side limiter wait at least this long (seconds) is a ``rate_limited`` event of the

@@ -52,8 +52,8 @@ from orchestrator.outcome import (
     StepRecord,
     utc_now,
 )
+from orchestrator.propagation import current_trace_id
 from orchestrator.reconcile import Reconciler, ReconcileSettings
-from orchestrator.tracing import current_trace_id
 from orchestrator.tracker import JobTracker
 
 log = logs.get_logger("orchestrator.dispatcher")

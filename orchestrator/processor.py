@@ -7,7 +7,7 @@ move: :mod:`orchestrator.reporting`) is shielded from cancellation: once a reque
 outcome, shutdown cannot separate it from its report.
 
 With tracing on, each delivery is one CONSUMER span linked to the producer's context (the
-request id, outcome and reason are its attributes; orchestrator.tracing).
+request id, outcome and reason are its attributes; orchestrator.spans).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from orchestrator.messages import (
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
 from orchestrator.reporting import Reporter
+from orchestrator.spans import NO_TRACER, Tracer
 from orchestrator.sqs import Message, Sqs
-from orchestrator.tracing import NO_TRACER, Tracer
 
 log = logs.get_logger("orchestrator.request")
 

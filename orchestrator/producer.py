@@ -18,8 +18,8 @@ from typing import Any
 
 from aiobotocore.session import get_session
 
+from orchestrator.propagation import current_carrier
 from orchestrator.sqs import MAX_BATCH
-from orchestrator.tracing import current_carrier
 
 
 def _first_params(body: str) -> dict[str, Any]:

@@ -24,8 +24,9 @@ from orchestrator.clock import Clock
 from orchestrator.errors import DeliveryFailed, OrchestratorError, PermanentError
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
+from orchestrator.propagation import current_trace_id
+from orchestrator.spans import Tracer
 from orchestrator.sqs import Message, Sqs
-from orchestrator.tracing import Tracer, current_trace_id
 
 log = logs.get_logger("orchestrator.request")
 #: The longest value of a DLQ message attribute (an error text is cut there).

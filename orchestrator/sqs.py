@@ -26,7 +26,7 @@ class Message:
     #: Who sent it (SenderId: ``AIDA…`` for an IAM user, ``AROA…:<session>`` for a role).
     sender_id: str | None = None
     #: The producer's trace context: the ``traceparent``/``tracestate`` message attributes and
-    #: the ``AWSTraceHeader`` system attribute, those present (orchestrator.tracing).
+    #: the ``AWSTraceHeader`` system attribute, those present (orchestrator.propagation).
     trace_carrier: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: MessageGroupId (FIFO queues, and standard ones a producer gave a fair-queue tenant).
     group_id: str | None = None

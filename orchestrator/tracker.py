@@ -38,8 +38,8 @@ from orchestrator.errors import JobTimedOut, OrchestratorError
 from orchestrator.messages import EnvKey
 from orchestrator.metrics import Metrics
 from orchestrator.schedule import Durations, ScheduleSettings, coalesce
+from orchestrator.spans import NO_TRACER, Tracer
 from orchestrator.timestamps import detection_delay, parse_timestamp
-from orchestrator.tracing import NO_TRACER, Tracer
 
 log = logs.get_logger("orchestrator.tracker")
 

@@ -10,14 +10,16 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from jsonschema import Draft202012Validator
 
-from orchestrator import __version__, messages, schema, servicemodel
+from orchestrator import __version__, messages, requestschema, schema, servicemodel
 from tests.strategies import model_bodies
 
 SCHEMA_DIR = Path(__file__).parents[1] / "schema"
 EXAMPLES = int(os.environ.get("ORCHESTRATOR_FUZZ_EXAMPLES", "300"))
 DESTRUCTIVE = frozenset(op for op in servicemodel.mutations() if messages.is_destructive(op))
-STRICT = Draft202012Validator(schema.change_request_schema())
-LENIENT = Draft202012Validator(schema.as_the_worker_checks(schema.change_request_schema()))
+STRICT = Draft202012Validator(requestschema.change_request_schema())
+LENIENT = Draft202012Validator(
+    requestschema.as_the_worker_checks(requestschema.change_request_schema())
+)
 
 
 def test_checked_in_files_are_what_the_installed_botocore_generates() -> None:
@@ -47,7 +49,7 @@ def test_the_asyncapi_document_references_what_exists() -> None:
 
 
 def test_sensitive_and_deprecated_members_are_marked() -> None:
-    definitions = schema.change_request_schema()["$defs"]
+    definitions = requestschema.change_request_schema()["$defs"]
     providers = definitions["SocialProviderSettings"]["properties"]
     assert providers["Google"]["writeOnly"] is True  # the model marks the whole structure
     pool = definitions["CreateBackendAuthUserPoolConfig"]["properties"]

@@ -1,7 +1,8 @@
-"""OpenTelemetry tracing (orchestrator.tracing, docs/tracing.md): the span tree of a delivery,
-the producer's context extracted (W3C and X-Ray) and injected into what the worker sends, trace
-ids in logs, outcome events and exemplars, the configuration from OTEL_*, nothing at all when
-off, and `orchestrator run` exporting to a real OTLP/HTTP receiver, flushed on SIGTERM."""
+"""OpenTelemetry tracing (orchestrator.tracing, .spans and .propagation; docs/tracing.md): the
+span tree of a delivery, the producer's context extracted (W3C and X-Ray) and injected into what
+the worker sends, trace ids in logs, outcome events and exemplars, the configuration from
+OTEL_*, nothing at all when off, and `orchestrator run` exporting to a real OTLP/HTTP receiver,
+flushed on SIGTERM."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ from orchestrator.ledger import SLOW_LOCAL_WRITE
 from orchestrator.metrics import Metrics
 from orchestrator.outcome import Outcome, RequestOutcome
 from orchestrator.producer import send_bodies
+from orchestrator.propagation import environ_context, producer_links
 from orchestrator.ratelimit import AdaptiveRateLimiter, LimiterSettings
+from orchestrator.spans import NO_TRACER, queue_name
 from orchestrator.testing import (
     FAST,
     Queues,
@@ -45,14 +48,7 @@ from orchestrator.testing import (
     storage_request,
 )
 from orchestrator.testing.otlp import ReceivedSpan, otlp_receiver
-from orchestrator.tracing import (
-    NO_TRACER,
-    Tracing,
-    environ_context,
-    from_environ,
-    producer_links,
-    queue_name,
-)
+from orchestrator.tracing import Tracing, from_environ
 
 XRAY_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 XRAY_TRACE, XRAY_SPAN = "5759e988bd862e3fe1be46a994272793", "53995c3f42cd8ad8"

@@ -21,9 +21,9 @@ from bench.scenarios import overhead
 
 
 async def run(emulator: EmulatorProcess, quick: bool) -> dict[str, Any]:
+    from orchestrator.spans import queue_name
     from orchestrator.testing import sqs_client
     from orchestrator.testing.otlp import otlp_receiver
-    from orchestrator.tracing import queue_name
 
     count, rounds = (300, 2) if quick else (1000, 5)
     bodies = overhead.prepare(emulator, count)

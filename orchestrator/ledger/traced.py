@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from orchestrator.ledger.record import Ledger, LedgerRecord
-from orchestrator.tracing import Tracer
+from orchestrator.spans import Tracer
 
 T = TypeVar("T")
 
