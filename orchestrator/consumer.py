@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from orchestrator import defaults, logs
 from orchestrator.backoff import RetryPolicy
+from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.delivery import Prepare
 from orchestrator.errors import OrchestratorError, SlotsClosed
 from orchestrator.fairness import FairSlots
@@ -48,17 +49,26 @@ class ConsumerSettings:
     #: How long a finished message waits for others to share its DeleteMessageBatch call.
     delete_linger: float = 0.5
     error_backoff_cap: float = 5.0
-    #: Per-app fairness: received messages that may wait for a slot (0 with ``fair`` off).
     #: Concurrent long polls (more read a deep queue faster, e.g. past one app's flood).
     receivers: int = defaults.RECEIVERS
+    #: Per-app fairness: run slots shared max-min fairly between apps.
     fair: bool = defaults.APP_FAIRNESS
+    #: Received messages that may wait for a run slot (0 with ``fair`` off).
     backlog: int = defaults.FAIR_BACKLOG
     backlog_bytes: int = 32 * 2**20
 
 
 class Consumer:
-    def __init__(self, sqs: Sqs, prepare: Prepare, settings: ConsumerSettings, metrics: Metrics):
+    def __init__(
+        self,
+        sqs: Sqs,
+        prepare: Prepare,
+        settings: ConsumerSettings,
+        metrics: Metrics,
+        clock: Clock | None = None,
+    ):
         self._sqs = sqs
+        self._clock = clock or MonotonicClock()
         self._prepare = prepare
         self._s = settings
         self._metrics = metrics
@@ -128,7 +138,7 @@ class Consumer:
 
     async def _receive_loop(self, handlers: TaskGroup, stop: anyio.Event) -> None:
         self.receiving = True
-        failures = 0
+        failures = self._receive_backoff.attempts()  # since the last receive that worked
         while (slots := await _unless_set(stop, self._take_slots)) is not None:
             try:
                 messages = await self._sqs.receive(
@@ -136,13 +146,13 @@ class Consumer:
                 )
             except OrchestratorError as exc:
                 self._give_back(slots)
-                failures += 1
+                failed = next(failures)
                 self.sqs_ok = False
                 self._metrics.ready.set(0)
-                log.warning("receive_failed", error=str(exc), failures=failures)
-                await _unless_set(stop, anyio.sleep, self._receive_backoff.delay(failures))
+                log.warning("receive_failed", error=str(exc), failures=failed.number)
+                await _unless_set(stop, failed.backoff, self._clock)
                 continue
-            failures, self.sqs_ok = 0, True
+            failures, self.sqs_ok = self._receive_backoff.attempts(), True
             self._metrics.ready.set(1)
             self._give_back(slots - len(messages))
             if stop.is_set():
@@ -223,7 +233,7 @@ class Consumer:
     async def _heartbeat(self) -> None:
         period = max(1.0, self._s.visibility_timeout / 3)
         while True:
-            await anyio.sleep(period)
+            await self._clock.sleep(period)
             batch = list(self._in_progress.values())
             for start in range(0, len(batch), MAX_BATCH):
                 await self._extend(batch[start : start + MAX_BATCH])

@@ -78,25 +78,21 @@ class AdaptiveRateLimiter:
         )
         try:
             async with turn, self._lock:
-                await self._take_token()
+                while (ticket := self.try_acquire()) is None:
+                    await self._clock.sleep((1.0 - self._tokens) / self._rate)
         finally:
             self.waiting -= 1
-        now = self._clock.now()
-        self._record_send(now)
-        return Ticket(sent_at=now, waited=now - start)
+        return Ticket(sent_at=ticket.sent_at, waited=ticket.sent_at - start)
 
     def try_acquire(self) -> Ticket | None:
-        """A ticket if a token is free now, else None (never waits; ignores queued waiters,
-        so only for callers that do not mix it with :meth:`acquire`)."""
+        """A ticket if a token is free now, else None: :meth:`acquire`'s one step, under its
+        lock. Called directly it never waits and ignores queued waiters, so only by a caller
+        that does not mix it with :meth:`acquire` (the tick simulation in tests)."""
         now = self._clock.now()
         if not self._take(now):
             return None
         self._record_send(now)
         return Ticket(sent_at=now, waited=0.0)
-
-    async def _take_token(self) -> None:
-        while not self._take(self._clock.now()):
-            await self._clock.sleep((1.0 - self._tokens) / self._rate)
 
     def _take(self, now: float) -> bool:
         self._refill(now)
