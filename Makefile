@@ -57,7 +57,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check orchestrator tests bench grafana deploy
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict orchestrator
+	$(BIN)/mypy --strict orchestrator bench
 
 pytest: $(STAMP) prometheus
 	$(BIN)/pytest

@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 
 from bench import report
-from bench.harness import AWS_ENV, EmulatorProcess
+from bench.harness.processes import AWS_ENV, EmulatorProcess
 from bench.scenarios import (
     adaptation,
     fairness,

@@ -14,7 +14,8 @@ import tempfile
 
 import anyio
 
-from bench.harness import AWS_ENV, EmulatorProcess, median, moto
+from bench.harness.measure import median
+from bench.harness.processes import AWS_ENV, EmulatorProcess, moto
 from bench.scenarios import overhead
 
 

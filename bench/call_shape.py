@@ -14,7 +14,9 @@ import time
 
 import anyio
 
-from bench.harness import AWS_ENV, EmulatorProcess, median, storage_params
+from bench.harness.contenders import storage_params
+from bench.harness.measure import median
+from bench.harness.processes import AWS_ENV, EmulatorProcess
 
 APP, ENVIRONMENTS, CALLS = "shape", 100, 300
 SHAPES = {"burst": (32, 0.0), "spread": (8, 0.3), "alone": (1, 0.04)}

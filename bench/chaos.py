@@ -106,7 +106,7 @@ async def _main(
 ) -> list[Report]:
     from aiobotocore.session import get_session
 
-    from bench.harness import MotoProcess
+    from bench.harness.processes import MotoProcess
     from orchestrator.emulator import EmulatorConfig, EmulatorThread
     from orchestrator.ledger.table import create_table
 

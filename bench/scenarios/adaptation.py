@@ -6,20 +6,16 @@ goodput *stays* within 10% of the new R (sliding window), and the throttles in t
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
 import anyio
 
-from bench.harness import (
-    APP,
-    CONTENDERS,
-    EmulatorProcess,
-    contender,
-    sampling,
-    since,
-    storage_params,
-)
+from bench.harness.contenders import APP, CONTENDERS, contender, storage_params
+from bench.harness.measure import since
+from bench.harness.processes import EmulatorProcess
+from bench.harness.sampling import sampling
 
 BURST, TASKS, TOLERANCE, TRANSITION = 5, 64, 0.10, 5.0
 OPERATION = "CreateBackendStorage"
@@ -74,7 +70,7 @@ async def one(
                 group.start_soon(worker)
             for at, rate in plan[1:]:
                 await anyio.sleep(max(0.0, at - since(start)))
-                await anyio.to_thread.run_sync(lambda r=rate: emulator.configure(rate=r))
+                await anyio.to_thread.run_sync(functools.partial(emulator.configure, rate=rate))
     samples = sampler.samples
     steps = []
     for index, (at, rate) in enumerate(plan[1:], start=1):

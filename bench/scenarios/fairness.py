@@ -15,7 +15,9 @@ from typing import Any
 
 import anyio
 
-from bench.harness import APP, EmulatorProcess, child_env, contender, jain, storage_params
+from bench.harness.contenders import APP, contender, storage_params
+from bench.harness.measure import jain
+from bench.harness.processes import EmulatorProcess, child_env
 
 RATE, BURST, PROCESSES, TASKS = 20.0, 5, 3, 16
 

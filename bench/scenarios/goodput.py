@@ -14,18 +14,10 @@ from typing import Any
 
 import anyio
 
-from bench.harness import (
-    APP,
-    CONTENDERS,
-    Calls,
-    EmulatorProcess,
-    contender,
-    percentile,
-    sampling,
-    since,
-    storage_params,
-    throttle_counts,
-)
+from bench.harness.contenders import APP, CONTENDERS, contender, storage_params
+from bench.harness.measure import Calls, percentile, since
+from bench.harness.processes import EmulatorProcess
+from bench.harness.sampling import sampling, throttle_counts
 
 RATE, BURST = 20.0, 5
 TASKS = 64

@@ -14,12 +14,14 @@ from typing import Any
 
 import anyio
 
-from bench.harness import EmulatorProcess, WorkerProcess, moto, percentile, storage_request
+from bench.harness.contenders import storage_request
+from bench.harness.measure import percentile
+from bench.harness.processes import EmulatorProcess, WorkerProcess, moto
 
 RATE, BURST, FLOOD, B_REQUESTS, B_EVERY = 20.0, 5, 2000, 20, 0.5
 A_ENVIRONMENTS = 50
 #: Extra worker settings for experiments (e.g. receivers=1 to see one long poll's effect).
-WORKER: dict[str, str] = {}
+WORKER: dict[str, Any] = {}
 
 
 async def one(

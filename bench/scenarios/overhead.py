@@ -39,19 +39,13 @@ from typing import Any
 
 import anyio
 
-from bench.harness import (
-    EmulatorProcess,
-    WorkerProcess,
-    child_env,
-    median,
-    moto,
-    storage_params,
-    storage_request,
-)
+from bench.harness.contenders import storage_params, storage_request
+from bench.harness.measure import median
+from bench.harness.processes import EmulatorProcess, WorkerProcess, child_env, moto
 
 APP, ENVIRONMENTS, CONCURRENCY = "ovh", 100, 32
 #: Extra worker settings (e.g. to measure what one part costs: log_level, ledger).
-WORKER: dict[str, str] = {}
+WORKER: dict[str, Any] = {}
 
 
 def _schedule(plan: dict[str, float]) -> list[tuple[float, str, int]]:

@@ -23,14 +23,9 @@ import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from bench.harness import (
-    EmulatorProcess,
-    child_env,
-    cpu_seconds,
-    percentile,
-    rss_bytes,
-    storage_params,
-)
+from bench.harness.contenders import storage_params
+from bench.harness.measure import cpu_seconds, percentile, rss_bytes
+from bench.harness.processes import EmulatorProcess, child_env
 
 APP, JOBS, ENVIRONMENTS = "scale", 10_000, 200
 

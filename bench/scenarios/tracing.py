@@ -16,7 +16,8 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from bench.harness import EmulatorProcess, median, moto
+from bench.harness.measure import median
+from bench.harness.processes import EmulatorProcess, moto
 from bench.scenarios import overhead
 
 

@@ -1,23 +1,12 @@
-"""bench/results/latest.json, latest.md (the README table), the targets and PNG plots."""
+"""bench/results/latest.md (the README table): one Markdown section per scenario, then the
+targets."""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
-#: Per-call series stay in the plots, not in the JSON.
-_SERIES = {"completions", "latencies", "b_latencies", "series", "per_process_rate"}
-
-
-def write_json(results: dict[str, Any], out: Path) -> None:
-    def trimmed(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: trimmed(v) for k, v in value.items() if k not in _SERIES}
-        return value
-
-    (out / "latest.json").write_text(json.dumps(trimmed(results), indent=2) + "\n")
+from bench.report.targets import targets
 
 
 def _pct(value: float) -> str:
@@ -30,68 +19,6 @@ def _s(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "–"
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def targets(results: dict[str, Any]) -> dict[str, Any]:
-    """Each target of ours: (measured, met?)."""
-    met: dict[str, Any] = {}
-    goodput = results.get("goodput")
-    if goodput:
-        for mode in ("closed_loop", "poisson"):
-            ours, adaptive = goodput[mode]["ours"], goodput[mode]["adaptive"]
-            met[f"1 {mode}: goodput ≥ 0.95·R"] = (
-                ours["goodput_over_R"],
-                ours["goodput_over_R"] >= 0.95,
-            )
-            met[f"1 {mode}: throttled ≤ 2%"] = (
-                ours["throttled_ratio"],
-                ours["throttled_ratio"] <= 0.02,
-            )
-            met[f"1 {mode}: 0 failed"] = (ours["failed"], ours["failed"] == 0)
-            met[f"1 {mode}: throttled ≤ adaptive"] = (
-                f"{ours['throttled_ratio']} vs {adaptive['throttled_ratio']}",
-                ours["throttled_ratio"] <= adaptive["throttled_ratio"],
-            )
-            met[f"1 {mode}: p99 ≤ adaptive"] = (
-                f"{ours['latency_p99_s']} vs {adaptive['latency_p99_s']}",
-                ours["latency_p99_s"] <= adaptive["latency_p99_s"],
-            )
-    adaptation = results.get("adaptation")
-    if adaptation:
-        for step in adaptation["ours"]["steps"]:
-            limit = 5.0 if step["to_R"] > step["from_R"] else 2.0
-            settle = step["settle_s"]
-            met[f"2 {step['from_R']:g}→{step['to_R']:g}: settle ≤ {limit:g} s"] = (
-                settle,
-                settle is not None and settle <= limit,
-            )
-    fairness = results.get("fairness")
-    if fairness:
-        met["3 Jain ≥ 0.95"] = (fairness["jain_index"], fairness["jain_index"] >= 0.95)
-        met["3 total ≥ 0.9·R"] = (
-            fairness["total_goodput_over_R"],
-            fairness["total_goodput_over_R"] >= 0.9,
-        )
-    tracking = results.get("tracking")
-    if tracking:
-        met.update(_tracking_targets(tracking))
-    overhead = results.get("overhead")
-    if overhead:
-        met["5 CPU ≤ 1.5× bare"] = (overhead["ratio"], overhead["ratio"] <= 1.5)
-    tracing = results.get("tracing")
-    if tracing:
-        paired = tracing.get("paired_ratio", tracing["ratio"])
-        met["8 tracing on ≤ 1.10× off (paired)"] = (paired, paired <= 1.10)
-    scale = results.get("scale")
-    if scale:
-        met["6 RSS ≤ 200 MB"] = (scale["rss_mb"], scale["rss_mb"] <= 200)
-        met["6 CPU ≤ 10% of a core"] = (scale["cpu_share"], scale["cpu_share"] <= 0.10)
-        met["6 loop lag p99 ≤ 50 ms"] = (scale["loop_lag_p99_ms"], scale["loop_lag_p99_ms"] <= 50)
-    noisy = results.get("noisy")
-    if noisy:
-        ratio = noisy["b_with_flood"]["p99_over_alone"]
-        met["7 B p99 ≤ 2× alone"] = (ratio, ratio <= 2.0)
-    return met
 
 
 def _md_goodput(goodput: dict[str, Any]) -> list[str]:
@@ -158,34 +85,6 @@ def _md_fairness(fairness: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
-
-
-def _tracking_label(variant: dict[str, Any]) -> str:
-    return f"{variant['history']} past jobs, {variant['list_order']} first"
-
-
-def _tracking_targets(tracking: dict[str, Any]) -> dict[str, Any]:
-    """Scenario 4, per variant: ours ≤ 0.5× the CLI's calls/job and detection p99 ≤ sweep
-    max + 1 s (scaled); per listing order: ours with 500 past jobs within 10% of none."""
-    met: dict[str, Any] = {}
-    target = tracking["detection_target_s"]
-    for variant in tracking["variants"].values():
-        if "ours" not in variant:
-            continue
-        label = _tracking_label(variant)
-        ratio = variant["ours_over_cli_calls"]
-        met[f"4 {label}: calls/job ≤ 0.5× CLI"] = (ratio, ratio <= 0.5)
-        p99 = variant["ours"]["detection_p99_s"]
-        met[f"4 {label}: detection p99 ≤ sweep max + 1 s (scaled)"] = (
-            f"{p99} vs {target}",
-            p99 <= target,
-        )
-    for order, ratio in tracking.get("ours_history_ratio", {}).items():
-        met[f"4 {order} first: calls/job with 500 past jobs within 10% of none"] = (
-            f"{ratio}×",
-            abs(ratio - 1) <= 0.10,
-        )
-    return met
 
 
 def _md_tracking_rows(tracking: dict[str, Any]) -> list[str]:
@@ -349,101 +248,3 @@ def markdown(results: dict[str, Any], command: str, date: str) -> str:
             lines.append(f"| {name} | {value} | {'yes' if ok else '**no**'} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _rate_line(axis: Any, done: list[float], label: str) -> None:
-    if done:
-        per_second = [0] * (int(max(done)) + 1)
-        for t in done:
-            per_second[int(t)] += 1
-        axis.plot(range(len(per_second)), per_second, label=label)
-
-
-def _cdf(axis: Any, values: list[float], label: str) -> None:
-    ordered = sorted(values)
-    if ordered:
-        axis.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
-
-
-def _plot_goodput(plt: Any, goodput: dict[str, Any]) -> dict[str, Any]:
-    figures = {}
-    for mode in ("closed_loop", "poisson"):
-        figure, (rate_axis, throttle_axis, cdf_axis) = plt.subplots(1, 3, figsize=(16, 4))
-        for name, row in goodput[mode].items():
-            _rate_line(rate_axis, row["completions"], name)
-            series = row.get("series", {})
-            throttle_axis.plot(series.get("t", []), series.get("throttles_per_s", []), label=name)
-            _cdf(cdf_axis, row["latencies"], name)
-        rate_axis.axhline(goodput["R"], color="grey", linestyle="--", label="R")
-        rate_axis.set(title=f"successes per second ({mode})", xlabel="s", ylabel="calls/s")
-        throttle_axis.set(title="throttled attempts per second", xlabel="s", ylabel="429/s")
-        cdf_axis.set(title="latency CDF (offer → success)", xlabel="s", ylabel="fraction",
-                     xscale="log")  # fmt: skip
-        for axis in (rate_axis, throttle_axis, cdf_axis):
-            axis.legend()
-        figures[f"goodput_{mode}.png"] = figure
-    return figures
-
-
-def _plot_adaptation(plt: Any, adaptation: dict[str, Any]) -> dict[str, Any]:
-    figure, (rate_axis, throttle_axis) = plt.subplots(1, 2, figsize=(14, 4))
-    for name, row in adaptation.items():
-        if isinstance(row, dict) and "steps" in row:
-            _rate_line(rate_axis, row["completions"], name)
-            throttle_axis.plot(row["series"]["t"], row["series"]["throttles_per_s"], label=name)
-    plan = adaptation["plan"]
-    end = plan[-1][0] + (plan[-1][0] - plan[-2][0])
-    xs = [t for t, _ in plan] + [end]
-    rate_axis.step(xs, [r for _, r in plan] + [plan[-1][1]], where="post", color="grey",
-                   linestyle="--", label="R")  # fmt: skip
-    rate_axis.set(title="successes per second, R steps", xlabel="s", ylabel="calls/s")
-    throttle_axis.set(title="throttled attempts per second", xlabel="s", ylabel="429/s")
-    rate_axis.legend()
-    throttle_axis.legend()
-    return {"adaptation.png": figure}
-
-
-def _plot_fairness(plt: Any, fairness: dict[str, Any]) -> dict[str, Any]:
-    figure, axis = plt.subplots(figsize=(8, 4))
-    for index, series in enumerate(fairness.get("per_process_rate", [])):
-        axis.plot(range(len(series)), series, label=f"process {index}")
-    axis.axhline(fairness["R"] / fairness["processes"], color="grey", linestyle="--",
-                 label="R / 3")  # fmt: skip
-    axis.set(title="successes per second per process", xlabel="s", ylabel="calls/s")
-    axis.legend()
-    return {"fairness.png": figure}
-
-
-def _plot_noisy(plt: Any, noisy: dict[str, Any]) -> dict[str, Any]:
-    figure, axis = plt.subplots(figsize=(8, 4))
-    for name in ("b_alone", "b_with_flood", "b_with_flood_no_fairness"):
-        _cdf(axis, noisy[name]["b_latencies"], name.replace("_", " "))
-    axis.set(title="app B latency CDF (send → outcome)", xlabel="s", ylabel="fraction",
-             xscale="log")  # fmt: skip
-    axis.legend()
-    return {"noisy_neighbour.png": figure}
-
-
-_PLOTS = (
-    ("goodput", _plot_goodput),
-    ("adaptation", _plot_adaptation),
-    ("fairness", _plot_fairness),
-    ("noisy", _plot_noisy),
-)
-
-
-def plots(results: dict[str, Any], out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written: list[Path] = []
-    for name, draw in _PLOTS:
-        if results.get(name):
-            for filename, figure in draw(plt, results[name]).items():
-                figure.tight_layout()
-                figure.savefig(out / filename, dpi=90)
-                plt.close(figure)
-                written.append(out / filename)
-    return written
