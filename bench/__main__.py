@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ SCENARIOS: dict[str, Scenario] = {
 NUMBERS = {str(i): name for i, name in enumerate(SCENARIOS, start=1)}
 
 
-async def _run(names: list[str], quick: bool) -> dict[str, Any]:
+async def _run(names: list[str], quick: bool, failed: list[str]) -> dict[str, Any]:
+    """Each scenario's results; the names of those that raised are appended to ``failed``."""
     results: dict[str, Any] = {}
     emulator = EmulatorProcess("--app", "bench:dev", "--auto-create", "--seed", "3")
     os.environ["AWS_ENDPOINT_URL_AMPLIFYBACKEND"] = emulator.url
@@ -61,6 +63,8 @@ async def _run(names: list[str], quick: bool) -> dict[str, Any]:
                 results[name] = await SCENARIOS[name](emulator, quick)
             except Exception as exc:  # one broken scenario must not lose the others' results
                 print(f"  {name} failed: {exc!r}", file=sys.stderr, flush=True)
+                traceback.print_exc()
+                failed.append(name)
                 continue
             results[name]["bench_seconds"] = round(time.perf_counter() - began, 1)
             print(f"  {name}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.scenario or list(SCENARIOS)
     os.environ.update(AWS_ENV)
-    results = anyio.run(_run, names, args.quick)
+    failed: list[str] = []
+    results = anyio.run(_run, names, args.quick, failed)
     args.out.mkdir(parents=True, exist_ok=True)
     command = ".venv/bin/python -m bench" + (" --quick" if args.quick else "")
     command += "".join(f" --scenario {name}" for name in args.scenario or [])
@@ -99,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plot: {path}", file=sys.stderr)
     print(table)
     print(json.dumps(report.targets(results), indent=1), file=sys.stderr)
+    if failed:  # the others' figures are written, but a scenario that did not run is an error
+        print(f"python -m bench: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
