@@ -158,40 +158,32 @@ class Reporter:
         dedup: str | None = None,
         group: str | None = None,
     ) -> None:
-        """One PRODUCER span (tracing on), its ``traceparent`` added to the attributes."""
+        """Send with retries, in one PRODUCER span (tracing on) whose ``traceparent`` is added
+        to the attributes. While SQS is unreachable this raises :class:`DeliveryFailed`, so the
+        message is kept and comes back (the ledger re-sends the same outcome). An outcome queue
+        that refuses for good (a wrong ``reply_to``) gets the event logged whole instead; a DLQ
+        that refuses for good raises :class:`DeliveryFailed` at once."""
         with self._tracer.sending(queue_url, what):
             attributes = self._tracer.inject(attributes)
-            await self._send(queue_url, body, attributes, what=what, dedup=dedup, group=group)
-
-    async def _send(
-        self,
-        queue_url: str,
-        body: str,
-        attributes: Mapping[str, str] | None,
-        *,
-        what: str,
-        dedup: str | None = None,
-        group: str | None = None,
-    ) -> None:
-        """Send with retries. While SQS is unreachable this raises :class:`DeliveryFailed`, so
-        the message is kept and comes back (the ledger re-sends the same outcome). An outcome
-        queue that refuses for good (a wrong ``reply_to``) gets the event logged whole instead;
-        a DLQ that refuses for good raises :class:`DeliveryFailed` at once."""
-        for attempt in self._policy.attempts():
-            try:
-                await self._sqs.send(queue_url, body, attributes, group=group or what, dedup=dedup)
-                return
-            except PermanentError as exc:
-                if what != "outcome":
-                    raise DeliveryFailed(f"{what} {queue_url} refused the message: {exc}") from exc
-                log.error(
-                    "not_delivered", what=what, queue_url=queue_url, error=str(exc), body=body
-                )
-                return
-            except OrchestratorError as exc:
-                if attempt.last:
-                    raise DeliveryFailed(f"{what} not sent to {queue_url}: {exc}") from exc
-                await attempt.backoff(self._clock)
+            for attempt in self._policy.attempts():
+                try:
+                    await self._sqs.send(
+                        queue_url, body, attributes, group=group or what, dedup=dedup
+                    )
+                    return
+                except PermanentError as exc:
+                    if what != "outcome":
+                        raise DeliveryFailed(
+                            f"{what} {queue_url} refused the message: {exc}"
+                        ) from exc
+                    log.error(
+                        "not_delivered", what=what, queue_url=queue_url, error=str(exc), body=body
+                    )
+                    return
+                except OrchestratorError as exc:
+                    if attempt.last:
+                        raise DeliveryFailed(f"{what} not sent to {queue_url}: {exc}") from exc
+                    await attempt.backoff(self._clock)
 
 
 def _seconds_between(started: str | None, finished: str | None) -> float | None:
