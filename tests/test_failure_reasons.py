@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from orchestrator.emulator import EmulatorHandle
+from orchestrator.emulator import EmulatorConfig, EmulatorHandle
 from orchestrator.errors import JobTimedOut, RetriesExhausted
 from orchestrator.ledger import open_ledger
 from orchestrator.metrics import Metrics
@@ -120,6 +120,14 @@ async def test_a_read_failing_past_the_retry_budget_is_retries_exhausted(fault: 
 
 # --- the whole worker -----------------------------------------------------------------------
 
+PAST_JOBS = 30
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    """app1/dev with finished jobs already listed: what the worker finds must be told apart."""
+    return EmulatorConfig(apps={"app1": ["dev"]}, history=PAST_JOBS, seed=7)
+
 
 @pytest.mark.parametrize("order", ORDERS)
 async def test_a_request_whose_job_outlives_the_timeout_fails_job_timeout(
@@ -133,20 +141,25 @@ async def test_a_request_whose_job_outlives_the_timeout_fails_job_timeout(
         (event,) = await drain(sqs, queues.results, 1, deadline=30)
     assert (event["outcome"], event["reason"]) == ("FAILED", "job_timeout"), event
     assert emulator.stats()["calls"][_OPERATION] == 1
-    [job] = [job for job in emulator.jobs() if job["operation"] == _OPERATION]
+    [job] = [job for job in emulator.jobs() if not job.get("history")]
     assert event["steps"][0]["job_id"] == job["jobId"]
 
 
+@pytest.mark.parametrize("stamps", ["iso", "epoch_ms"])
 @pytest.mark.parametrize("order", ORDERS)
 async def test_a_mutation_that_never_lands_fails_retries_exhausted_after_its_budget(
-    sqs: Any, queues: Queues, emulator: Any, order: str
+    sqs: Any, queues: Queues, emulator: Any, order: str, stamps: str
 ) -> None:
     """1. Every CreateBackendStorage answers 504 (the service promises nothing about whether
-       it took effect); the listing, after the grace, shows it made no job each time.
+       it took effect), on an environment with past jobs; the listing, after the grace,
+       shows it made no job each time, whatever the order and timestamp format.
     2. It is sent again only after that proof, exactly max_attempts (2) times, then the
-       request is FAILED retries_exhausted; no storage job exists."""
+       request is FAILED retries_exhausted; no new job exists."""
     emulator.configure(
-        list_order=order, fault_504_ratio=1.0, fault_operations=frozenset({_OPERATION})
+        list_order=order,
+        timestamp_format=stamps,
+        fault_504_ratio=1.0,
+        fault_operations=frozenset({_OPERATION}),
     )
     await send(sqs, queues.main, [storage_request("lost", "app1", "dev", "lost")])
     settings = queues.settings(max_attempts=2, list_grace=0.3, clock_skew=0.2)
@@ -154,7 +167,9 @@ async def test_a_mutation_that_never_lands_fails_retries_exhausted_after_its_bud
         (event,) = await drain(sqs, queues.results, 1, deadline=60)
     assert (event["outcome"], event["reason"]) == ("FAILED", "retries_exhausted"), event
     assert emulator.stats()["calls"][_OPERATION] == 2
-    assert not [job for job in emulator.jobs() if job["operation"] == _OPERATION]
+    jobs = emulator.jobs()
+    assert not [job for job in jobs if not job.get("history")]
+    assert len([job for job in jobs if job.get("history")]) == PAST_JOBS
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
